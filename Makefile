@@ -1,0 +1,31 @@
+# Two entry points, each doing all the set-up on a fresh machine:
+#   make run    -> local virtualenv, install, `forecast fit --ticker ^GSPC`
+#   make test   -> local virtualenv, install with test extras, the whole test suite
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+TICKER ?= ^GSPC
+
+.PHONY: setup run test backtest bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	# CPU-only machine: take the CPU build of torch first, so the package's own
+	# `torch>=2.4` range is already met and pip does not pull a multi-GB CUDA build.
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q torch==2.13.0; fi
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(VENV)/bin/forecast fit --ticker '$(TICKER)'
+
+test: setup
+	$(PY) -m pytest -q
+
+backtest: setup
+	$(VENV)/bin/forecast backtest --ticker '$(TICKER)'
+
+clean:
+	rm -rf $(VENV) runs mlruns mlflow.db

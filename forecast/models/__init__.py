@@ -1,0 +1,54 @@
+"""The one model registry: name -> how to build it.
+
+Import-light (no torch here): the CLI lists and validates names without loading
+the networks. ``forecast.train.make_forecaster`` turns an entry into something with
+``fit``/``predict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ForecastError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    kind: str                      # "network" or "baseline"
+    doc: str
+    targets: tuple[str, ...] = ("return", "volatility")
+    cell: str | None = None        # networks: recurrent cell name
+    baseline: str | None = None    # baselines: class name in models.baselines
+
+
+_ENTRIES = [
+    ModelEntry("rnn", "network", "vanilla (Elman) RNN, tanh", cell="rnn"),
+    ModelEntry("lstm", "network", "LSTM (torch.nn.LSTM, cuDNN on GPU)", cell="lstm"),
+    ModelEntry("gru", "network", "GRU (torch.nn.GRU)", cell="gru"),
+    ModelEntry("naive", "baseline", "random walk: zero return / last volatility", baseline="NaiveForecaster"),
+    ModelEntry("mean", "baseline", "historical mean of the training targets", baseline="MeanForecaster"),
+    ModelEntry("ridge", "baseline", "ridge regression on the same lags", baseline="RidgeForecaster"),
+    ModelEntry("ewma", "baseline", "RiskMetrics EWMA volatility, lambda 0.94", ("volatility",), baseline="EwmaForecaster"),
+    ModelEntry("garch", "baseline", "GARCH(1,1) volatility (arch package)", ("volatility",), baseline="GarchForecaster"),
+]
+REGISTRY: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
+
+
+def get_entry(name: str, target: str | None = None) -> ModelEntry:
+    """The registry entry of ``name``; unknown names (or a wrong target) list the valid ones."""
+    entry = REGISTRY.get(name.strip().lower())
+    if entry is None:
+        raise ForecastError(f"unknown model {name!r}; valid models: {', '.join(REGISTRY)}")
+    if target is not None and target not in entry.targets:
+        valid = [n for n, e in REGISTRY.items() if target in e.targets]
+        raise ForecastError(f"model {name!r} does not forecast the {target} target; for it use: {', '.join(valid)}")
+    return entry
+
+
+def parse_models(names: str, target: str | None = None) -> list[ModelEntry]:
+    """``"rnn,lstm,naive"`` -> entries, in order, each name validated."""
+    entries = [get_entry(n, target) for n in names.split(",") if n.strip()]
+    if not entries:
+        raise ForecastError(f"--models needs at least one name; valid models: {', '.join(REGISTRY)}")
+    return entries

@@ -1,0 +1,120 @@
+"""Baselines that speak scikit-learn: ``fit(X, y)`` / ``predict(X)`` on the same windows.
+
+``X`` is ``[N, L, F]`` (unscaled windows, the last row is the origin day), ``y`` is
+``[N, H]``. A forecast sees its own window only, so no baseline can look ahead.
+Fitted state ends in ``_``; ``predict`` before ``fit`` raises ``NotFittedError``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import RidgeCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+class _Baseline:
+    def __init__(self, feature_names: tuple[str, ...] = ("returns",), target: str = "return", horizon: int = 1):
+        self.feature_names, self.target, self.horizon = tuple(feature_names), target, horizon
+
+    def _column(self, name: str) -> int:
+        return self.feature_names.index(name)
+
+    def _check_fitted(self) -> None:
+        if not any(k.endswith("_") and not k.startswith("_") for k in vars(self)):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first.")
+
+
+class NaiveForecaster(_Baseline):
+    """Random walk: a zero return; for volatility, the last observed value."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "NaiveForecaster":
+        self.n_features_in_ = X.shape[-1]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        if self.target == "volatility":
+            last = X[:, -1, self._column("volatility")]
+            return np.repeat(last[:, None], self.horizon, axis=1).astype(np.float64)
+        return np.zeros((len(X), self.horizon))
+
+
+class MeanForecaster(_Baseline):
+    """The training targets' historical mean, per horizon step."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "MeanForecaster":
+        self.mean_ = np.asarray(y, dtype=np.float64).mean(axis=0)  # [H]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return np.tile(self.mean_, (len(X), 1))
+
+
+class RidgeForecaster(_Baseline):
+    """Ridge regression on the flattened window (all lags of all features), alpha by CV."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "RidgeForecaster":
+        self.model_ = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 15)))
+        self.model_.fit(X.reshape(len(X), -1), y)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return np.asarray(self.model_.predict(X.reshape(len(X), -1))).reshape(len(X), -1)
+
+
+class EwmaForecaster(_Baseline):
+    """RiskMetrics: ``s2_{t+1} = lam * s2_t + (1 - lam) * v_t^2`` on the volatility proxy ``v``.
+
+    Run over the window; the weight left beyond the window (``lam^L``) goes to the
+    window's mean square, so a short window still gives an unbiased level.
+    """
+
+    def __init__(self, feature_names=("returns",), target="volatility", horizon=1, lam: float = 0.94):
+        super().__init__(feature_names, target, horizon)
+        self.lam = lam
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "EwmaForecaster":
+        self.n_features_in_ = X.shape[-1]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        v2 = X[:, :, self._column("volatility")].astype(np.float64) ** 2  # [N, L]
+        s2 = v2.mean(axis=1)
+        for step in range(v2.shape[1]):  # loop over L time steps, vectorised over windows
+            s2 = self.lam * s2 + (1 - self.lam) * v2[:, step]
+        return np.repeat(np.sqrt(s2)[:, None], self.horizon, axis=1)  # flat term structure
+
+
+class GarchForecaster(_Baseline):
+    """GARCH(1,1) of the daily return (``arch`` package), fit on the training returns.
+
+    Training windows come from consecutive origins, so the training return series is
+    the first window plus each later window's last day. Forecasts filter each window
+    from the unconditional variance, then iterate the GARCH recursion ``H`` steps.
+    """
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "GarchForecaster":
+        from arch import arch_model
+
+        r = X[:, :, self._column("returns")].astype(np.float64)
+        returns = np.concatenate([r[0], r[1:, -1]]) * 100.0  # percent: arch's optimiser prefers it
+        fitted = arch_model(returns, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(disp="off")
+        self.omega_, self.alpha_, self.beta_ = (float(fitted.params[k]) for k in ("omega", "alpha[1]", "beta[1]"))
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        persistence = min(self.alpha_ + self.beta_, 0.999)
+        unconditional = self.omega_ / (1 - persistence)
+        r2 = (X[:, :, self._column("returns")].astype(np.float64) * 100.0) ** 2  # [N, L]
+        s2 = np.full(len(X), unconditional)
+        for step in range(r2.shape[1]):
+            s2 = self.omega_ + self.alpha_ * r2[:, step] + self.beta_ * s2  # variance of day step+1
+        steps = persistence ** np.arange(self.horizon)                      # [H]
+        path = unconditional + steps[None, :] * (s2[:, None] - unconditional)
+        return np.sqrt(path) / 100.0

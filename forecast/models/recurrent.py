@@ -1,0 +1,98 @@
+"""One recurrent regressor for every cell; the cell is chosen by name.
+
+Shapes use one notation: ``B`` batch, ``L`` lookback, ``F`` features, ``D`` hidden
+units, ``H`` horizon.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def chrono_forget_bias(lstm: nn.LSTM, max_timescale: float) -> None:
+    """Chrono initialisation (Tallec & Ollivier, 2018) of ``torch.nn.LSTM`` gate biases.
+
+    With forget bias ``log(u)``, ``u ~ U(1, T_max - 1)`` and input bias its negative,
+    the cell's memory half-lives spread up to ``T_max`` steps at initialisation, so a
+    dependency ``T_max`` steps back reaches the output with a usable gradient.
+    PyTorch orders each layer's gates (input, forget, cell, output) in ``bias_ih``.
+    """
+    d = lstm.hidden_size
+    with torch.no_grad():
+        for layer in range(lstm.num_layers):
+            b_ih, b_hh = getattr(lstm, f"bias_ih_l{layer}"), getattr(lstm, f"bias_hh_l{layer}")
+            u = torch.empty(d).uniform_(1.0, max(max_timescale - 1.0, 1.0 + 1e-3))
+            b_hh.zero_()
+            b_ih.zero_()
+            b_ih[d:2 * d] = torch.log(u)       # forget gate
+            b_ih[0:d] = -torch.log(u)          # input gate
+
+
+class RecurrentNet(nn.Module):
+    """Plain ``nn.Module``: recurrent layers -> last hidden state -> linear head."""
+
+    def __init__(self, cell: str = "lstm", input_size: int = 1, hidden_size: int = 64, num_layers: int = 1,
+                 dropout: float = 0.0, horizon: int = 1, chrono: int = 0):
+        super().__init__()
+        self.rnn = TORCH_CELLS[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True,
+                                     dropout=dropout if num_layers > 1 else 0.0)
+        if cell == "lstm" and chrono > 1:
+            chrono_forget_bias(self.rnn, chrono)
+        self.head = nn.Linear(hidden_size, horizon)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)           # [B, L, F] -> [B, L, D]
+        return self.head(out[:, -1])   # [B, D] -> [B, H]
+
+
+class RecurrentRegressor(pl.LightningModule):
+    """Lightning wrapper: MSE on the scaled target, Adam, one ``_common_step``."""
+
+    def __init__(self, cell: str = "lstm", input_size: int = 1, hidden_size: int = 64, num_layers: int = 1,
+                 dropout: float = 0.0, horizon: int = 1, learning_rate: float = 1e-3, weight_decay: float = 0.0,
+                 chrono: int = 0):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = RecurrentNet(cell, input_size, hidden_size, num_layers, dropout, horizon, chrono)
+        self.loss = nn.MSELoss()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)             # [B, L, F] -> [B, H]
+
+    def _common_step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch                   # [B, L, F], [B, H]
+        loss = self.loss(self(x), y)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        return self._common_step(batch, "val")
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
+
+
+class ScaledNetwork(nn.Module):
+    """A trained network with its scaler baked in: raw windows in, forecasts in target units out.
+
+    This is what gets logged to MLflow, so a loaded model needs no separate scaler.
+    """
+
+    def __init__(self, net: nn.Module, feature_mean, feature_scale, target_mean: float, target_scale: float):
+        super().__init__()
+        self.net = net
+        self.register_buffer("feature_mean", torch.as_tensor(feature_mean, dtype=torch.float32))
+        self.register_buffer("feature_scale", torch.as_tensor(feature_scale, dtype=torch.float32))
+        self.register_buffer("target_mean", torch.tensor(float(target_mean)))
+        self.register_buffer("target_scale", torch.tensor(float(target_scale)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.feature_mean) / self.feature_scale       # [B, L, F]
+        return self.net(z) * self.target_scale + self.target_mean  # [B, H]

@@ -1,0 +1,155 @@
+"""Text tables, PNG figures and the self-contained HTML report."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+METRIC_LABELS = {
+    "rmse": "RMSE", "mae": "MAE", "r2_oos": "R2 vs naive", "dir_acc": "Dir. acc",
+    "dir_acc_pvalue": "Dir. p", "dm_stat": "DM stat", "dm_pvalue": "DM p", "qlike": "QLIKE",
+    "sharpe_long_flat": "Sharpe L/F", "sharpe_long_short": "Sharpe L/S",
+}
+
+
+def _fmt(value, key: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if key in ("rmse", "mae"):
+        return f"{value:.6f}"
+    if key in ("r2_oos",):
+        return f"{value:+.4f}"
+    if key == "dir_acc":
+        return f"{100 * value:.1f}%"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def text_table(rows: list[dict], columns: list[str], first: str = "model") -> str:
+    """A fixed-width table; ``columns`` are metric keys, labelled with METRIC_LABELS."""
+    header = [first] + [METRIC_LABELS.get(c, c) for c in columns]
+    body = [[str(r[first])] + [_fmt(r.get(c), c) for c in columns] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(header, *body)]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(b) for b in body])
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_forecasts(predictions: pd.DataFrame, path: Path, title: str, last_days: int = 250) -> Path:
+    """Actual target against each model's forecast over the last ``last_days`` forecast days."""
+    plt = _pyplot()
+    step1 = predictions[predictions.get("step", 1) == 1] if "step" in predictions else predictions
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    dates = sorted(step1["date"].unique())[-last_days:]
+    first = step1[step1["model"] == step1["model"].iloc[0]].set_index("date").loc[dates]
+    ax.plot(first.index, first["y_true"], color="0.6", lw=0.8, label="actual")
+    for model, rows in step1.groupby("model", sort=False):
+        rows = rows.set_index("date").loc[dates]
+        ax.plot(rows.index, rows["y_pred"], lw=1.2, label=model)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_title(title)
+    ax.set_ylabel("target")
+    ax.legend(loc="upper left", ncol=6, fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_equity(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
+    """Equity curves (growth of 1) of the trading rules and buy-and-hold."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for name, curve in curves.items():
+        ax.plot(curve.index, curve.to_numpy(), lw=1.8 if name == "buy_and_hold" else 1.0,
+                color="k" if name == "buy_and_hold" else None, label=name)
+    ax.set_title(title)
+    ax.set_ylabel("growth of 1")
+    ax.legend(loc="upper left", fontsize=8, ncol=3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_cumulative_sse_difference(predictions: pd.DataFrame, naive: str, path: Path, title: str) -> Path:
+    """Cumulative (SE_naive - SE_model) over time: rising means the model is gaining on naive."""
+    plt = _pyplot()
+    step1 = predictions[predictions["step"] == 1] if "step" in predictions else predictions
+    base = step1[step1["model"] == naive].set_index("date")
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for model, rows in step1.groupby("model", sort=False):
+        if model == naive:
+            continue
+        rows = rows.set_index("date")
+        gain = (base["y_true"] - base["y_pred"]) ** 2 - (rows["y_true"] - rows["y_pred"]) ** 2
+        ax.plot(rows.index, gain.cumsum().to_numpy(), lw=1.0, label=model)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_title(title)
+    ax.set_ylabel("cumulative SE(naive) - SE(model)")
+    ax.legend(loc="upper left", fontsize=8, ncol=4)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_fold_bars(per_fold: pd.DataFrame, metric: str, path: Path, title: str) -> Path:
+    """One group of bars per fold, one bar per model, for ``metric``."""
+    plt = _pyplot()
+    table = per_fold.pivot(index="fold", columns="model", values=metric)
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    width = 0.8 / max(len(table.columns), 1)
+    x = np.arange(len(table.index))
+    for i, model in enumerate(table.columns):
+        ax.bar(x + i * width, table[model].to_numpy(dtype=float), width, label=model)
+    ax.set_xticks(x + 0.4 - width / 2, [str(f) for f in table.index])
+    ax.set_xlabel("fold")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def html_report(path: Path, title: str, intro: list[str], tables: list[tuple[str, pd.DataFrame]],
+                figures: list[tuple[str, Path]]) -> Path:
+    """One HTML file with the tables and the PNGs embedded (base64): opens offline."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+             "text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%}"
+             ".note{color:#555}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
+    parts += [f"<p class='note'>{html.escape(line)}</p>" for line in intro]
+    for heading, frame in tables:
+        shown = frame.copy()
+        for col in shown.columns:
+            shown[col] = [_fmt(v, col) for v in shown[col]]
+        shown.columns = [METRIC_LABELS.get(c, c) for c in shown.columns]
+        parts += [f"<h2>{html.escape(heading)}</h2>", shown.to_html(index=False, escape=True, border=0)]
+    for heading, png in figures:
+        data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+        parts += [f"<h2>{html.escape(heading)}</h2>", f"<img alt='{html.escape(heading)}' src='data:image/png;base64,{data}'>"]
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

@@ -1,0 +1,136 @@
+"""MLflow: experiments, runs, metrics, artifacts and the logged model.
+
+The store is MLflow's own default (``mlflow.db`` SQLite + ``mlruns/`` artifacts in
+the working folder) unless ``MLFLOW_TRACKING_URI`` points elsewhere, e.g. a team's
+tracking server.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ForecastError
+
+TAG_KIND = "forecast.kind"          # "fit" or "backtest"
+TAG_SOURCE = "forecast.source"      # ticker / CSV stem / synthetic name
+
+def _mlflow():
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+
+    # MLflow sets up its loggers on import: quiet them afterwards (migrations, pickle notices).
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="mlflow")
+    return mlflow
+
+
+def experiment_name(source_name: str, explicit: str | None = None) -> str:
+    return explicit or f"forecast/{source_name}"
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, float]:
+    """MLflow rejects NaN in some stores and charts; leave undefined metrics out."""
+    return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(float(v))}
+
+
+def log_history(history: list[dict[str, float]], prefix: str = "") -> None:
+    """Per-epoch losses as metric curves (step = epoch)."""
+    mlflow = _mlflow()
+    for row in history:
+        values = {f"{prefix}{k}": v for k, v in row.items() if k != "epoch"}
+        if values:
+            mlflow.log_metrics(_finite(values), step=int(row["epoch"]))
+
+
+def log_model(network, input_example: np.ndarray) -> str:
+    """Log a ``ScaledNetwork`` with signature and input example; returns its model URI."""
+    mlflow = _mlflow()
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    with torch.no_grad():
+        output = network(torch.from_numpy(input_example)).numpy()
+    info = mlflow.pytorch.log_model(
+        network, name="model", input_example=input_example, signature=infer_signature(input_example, output),
+        # Explicit requirements: inferring them re-imports the model in a subprocess (seconds).
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "forecast"],
+        serialization_format="pickle")
+    return info.model_uri
+
+
+def start_run(experiment: str, run_name: str, tags: dict[str, str], params: dict[str, Any], nested: bool = False):
+    """An active MLflow run with tags and params set (use as a context manager)."""
+    mlflow = _mlflow()
+    if not nested:
+        mlflow.set_experiment(experiment)
+    run = mlflow.start_run(run_name=run_name, nested=nested, tags={k: str(v) for k, v in tags.items()})
+    if params:
+        # MLflow caps a param value at 6,000 characters; ours are short scalars.
+        mlflow.log_params({k: ("" if v is None else v) for k, v in params.items()})
+    return run
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    _mlflow().log_metrics(_finite(metrics), step=step)
+
+
+def log_artifacts(folder: str | Path) -> None:
+    _mlflow().log_artifacts(str(folder))
+
+
+def tracking_uri() -> str:
+    return _mlflow().get_tracking_uri()
+
+
+def find_runs(experiment: str | None = None, kind: str | None = None, source: str | None = None,
+              max_results: int = 1000):
+    """Finished runs (newest first) as a pandas frame; empty if none."""
+    mlflow = _mlflow()
+    names = [experiment] if experiment else None
+    filters = ["attributes.status = 'FINISHED'"]
+    if kind:
+        filters.append(f"tags.`{TAG_KIND}` = '{kind}'")
+    if source:
+        filters.append(f"tags.`{TAG_SOURCE}` = '{source}'")
+    return mlflow.search_runs(experiment_names=names, search_all_experiments=names is None,
+                              filter_string=" and ".join(filters), order_by=["attributes.start_time DESC"],
+                              max_results=max_results)
+
+
+def latest_fit_run(source: str, run_id: str | None = None):
+    """The run to predict with: ``run_id`` if given, else the newest finished fit of ``source``."""
+    mlflow = _mlflow()
+    if run_id:
+        try:
+            return mlflow.get_run(run_id)
+        except Exception:
+            raise ForecastError(f"--run-id {run_id!r} not found in the tracking store {tracking_uri()}") from None
+    runs = find_runs(kind="fit", source=source, max_results=1)
+    if runs.empty:
+        raise ForecastError(f"no finished fit of {source!r} in {tracking_uri()}; run `forecast fit --ticker {source}` first")
+    return mlflow.get_run(runs.iloc[0]["run_id"])
+
+
+def load_network(run_id: str):
+    """The logged ``ScaledNetwork`` of a run (raw windows in, forecasts out)."""
+    mlflow = _mlflow()
+    import mlflow.pytorch
+
+    try:
+        return mlflow.pytorch.load_model(f"runs:/{run_id}/model", map_location="cpu").eval()
+    except Exception as err:
+        raise ForecastError(f"run {run_id} has no loadable model ({type(err).__name__}); is it a fit run?") from None
+
+
+def clean(value: float) -> float | None:
+    """JSON-safe number (NaN -> None)."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
