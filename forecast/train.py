@@ -96,7 +96,8 @@ class NetworkForecaster:
         m, t, c = self.model_cfg, self.train_cfg, self.ctx
         return RecurrentRegressor(cell=self.entry.cell, input_size=len(c.feature_names), hidden_size=m.hidden_size,
                                   num_layers=m.num_layers, dropout=m.dropout, horizon=c.horizon,
-                                  learning_rate=t.learning_rate, weight_decay=t.weight_decay)
+                                  learning_rate=t.learning_rate, weight_decay=t.weight_decay,
+                                  gradient_clip=t.gradient_clip)
 
     def fit(self, series: Series, split: Split) -> "NetworkForecaster":
         t = self.train_cfg
@@ -111,7 +112,7 @@ class NetworkForecaster:
             callbacks.append(EpochProgress(self.entry.name))
         trainer = pl.Trainer(max_epochs=t.max_epochs, accelerator=t.accelerator, devices=1, logger=False,
                              enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-                             enable_progress_bar=False, gradient_clip_val=t.gradient_clip or None,
+                             enable_progress_bar=False,
                              callbacks=callbacks)
         trainer.fit(module, datamodule=datamodule)
         self.module_, self.scaler_, self.history_ = module, datamodule.scaler, recorder.history

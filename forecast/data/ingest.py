@@ -80,7 +80,7 @@ def cache_path(cache_dir: str | Path, ticker: str) -> Path:
 
 # ---------------------------------------------------------------- sources
 
-def download_yahoo(ticker: str) -> pd.DataFrame | None:
+def download_yahoo(ticker: str, cache_dir: Path) -> pd.DataFrame | None:
     """Full daily history from Yahoo via yfinance, or None when it is unreachable or empty.
 
     yfinance returns an empty frame (it does not raise) when offline or for an unknown
@@ -89,6 +89,8 @@ def download_yahoo(ticker: str) -> pd.DataFrame | None:
     """
     import yfinance as yf
 
+    with contextlib.suppress(Exception):  # yfinance's own timezone cache lives beside ours
+        yf.set_tz_cache_location(str(Path(cache_dir) / "yfinance"))
     yf_log = logging.getLogger("yfinance")
     level = yf_log.level
     yf_log.setLevel(logging.CRITICAL)  # offline it logs several tracebacks per call
@@ -118,10 +120,11 @@ def _bundled(ticker: str) -> pd.DataFrame | None:
 
 def load_ticker(ticker: str, cache_dir: str | Path | None = None, offline: bool = False) -> PriceHistory:
     """Download, else the cached copy, else the bundled history; say which was used."""
-    path = cache_path(cache_dir or default_cache_dir(), ticker)
+    cache_dir = Path(cache_dir or default_cache_dir())
+    path = cache_path(cache_dir, ticker)
     notes: list[str] = []
     if not offline:
-        frame = download_yahoo(ticker)
+        frame = download_yahoo(ticker, cache_dir)
         if frame is not None:
             history = PriceHistory(_validate(frame, f"Yahoo data for {ticker}", notes), ticker, "yahoo (downloaded)", notes)
             with contextlib.suppress(OSError):  # a read-only cache must not stop the run

@@ -50,15 +50,19 @@ class RecurrentNet(nn.Module):
 
 
 class RecurrentRegressor(pl.LightningModule):
-    """Lightning wrapper: MSE on the scaled target, Adam, one ``_common_step``."""
+    """Lightning wrapper: MSE on the scaled target, Adam with gradient-norm clipping, one ``_common_step``."""
 
     def __init__(self, cell: str = "lstm", input_size: int = 1, hidden_size: int = 64, num_layers: int = 1,
                  dropout: float = 0.0, horizon: int = 1, learning_rate: float = 1e-3, weight_decay: float = 0.0,
-                 chrono: int = 0):
+                 gradient_clip: float = 1.0, chrono: int = 0):
         super().__init__()
         self.save_hyperparameters()
+        # Manual optimisation: the step below is all a batch needs, and it skips Lightning's
+        # closure machinery, which costs as much per step as these small networks' compute.
+        self.automatic_optimization = False
         self.net = RecurrentNet(cell, input_size, hidden_size, num_layers, dropout, horizon, chrono)
         self.loss = nn.MSELoss()
+        self._sums: dict[str, list] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)             # [B, L, F] -> [B, H]
@@ -66,14 +70,40 @@ class RecurrentRegressor(pl.LightningModule):
     def _common_step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch                   # [B, L, F], [B, H]
         loss = self.loss(self(x), y)
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+        # Accumulate the epoch's sum here and log f"{stage}_loss" once per epoch: Lightning's
+        # per-step `self.log` costs about as much as a forward pass of these small networks.
+        total = self._sums.setdefault(stage, [torch.zeros((), device=loss.device), 0])
+        total[0] += loss.detach() * len(x)
+        total[1] += len(x)
         return loss
 
+    def _log_epoch(self, stage: str) -> None:
+        total = self._sums.pop(stage, None)
+        if total and total[1]:
+            self.log(f"{stage}_loss", total[0] / total[1], prog_bar=True)
+
     def training_step(self, batch, batch_idx):
-        return self._common_step(batch, "train")
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        loss = self._common_step(batch, "train")
+        self.manual_backward(loss)
+        if self.hparams.gradient_clip:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip, gradient_clip_algorithm="norm")
+        optimizer.step()
+        return loss
 
     def validation_step(self, batch, batch_idx):
         return self._common_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        # Validation runs after the epoch's last training batch: log both here, so that
+        # callbacks reading the metrics at the end of the training epoch see this epoch's.
+        self._log_epoch("val")
+        if not self.trainer.sanity_checking:
+            self._log_epoch("train")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")  # only when there was no validation this epoch
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
