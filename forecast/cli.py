@@ -16,7 +16,12 @@ from .errors import ForecastError
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors that suggest the nearest flag."""
+    """argparse with one-line errors that suggest the nearest flag; no abbreviated flags
+    (``--model`` must not silently mean ``--models``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         if "unrecognized arguments" in message:
@@ -44,12 +49,12 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, title: str, skip: tu
                                metavar=tp.__name__.upper(), **kwargs)
 
 
-def _add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+def _add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
     """Every field of a (nested) config class as a flag, grouped by section."""
     parser.add_argument("--config", metavar="YAML", help="YAML file of settings (see configs/); flags override it")
     for f in C.section_fields(cls):
-        _add_fields(parser, f.default_factory, f"{f.name} settings")
-    _add_fields(parser, cls, "output")
+        _add_fields(parser, f.default_factory, f"{f.name} settings", skip)
+    _add_fields(parser, cls, "output", skip)
 
 
 def _resolve(cls: type, args: argparse.Namespace):
@@ -124,19 +129,18 @@ def build_parser() -> Parser:
     predict.add_argument("--cache-dir", help="download cache folder")
     predict.set_defaults(handler=cmd_predict)
 
-    if hasattr(C, "BacktestConfig"):
-        backtest = sub.add_parser("backtest", help="walk-forward backtest of several models, with report and MLflow runs",
-                                  description="Refit every model on data strictly before each fold, forecast the fold "
-                                              "one step ahead, and compare all models with the naive forecast.")
-        _add_config_flags(backtest, C.BacktestConfig)
-        backtest.set_defaults(handler=cmd_backtest)
+    backtest = sub.add_parser("backtest", help="walk-forward backtest of several models, with report and MLflow runs",
+                              description="Refit every model on data strictly before each fold, forecast the fold "
+                                          "one step ahead, and compare all models with the naive forecast.")
+    _add_config_flags(backtest, C.BacktestConfig, skip=("model",))  # --models picks them
+    backtest.set_defaults(handler=cmd_backtest)
 
-        compare = sub.add_parser("compare", help="leaderboard across backtests stored in MLflow",
-                                 description="Read finished backtests from MLflow and rank every model run by a metric.")
-        compare.add_argument("--ticker", help="only runs of this ticker (or data source)")
-        compare.add_argument("--experiment", help="only this MLflow experiment")
-        compare.add_argument("--metric", default="r2_oos", help="metric to rank by (default: r2_oos, higher is better)")
-        compare.set_defaults(handler=cmd_compare)
+    compare = sub.add_parser("compare", help="leaderboard across backtests stored in MLflow",
+                             description="Read finished backtests from MLflow and rank every model run by a metric.")
+    compare.add_argument("--ticker", help="only runs of this ticker (or data source)")
+    compare.add_argument("--experiment", help="only this MLflow experiment")
+    compare.add_argument("--metric", default="r2_oos", help="metric to rank by (default: r2_oos, higher is better)")
+    compare.set_defaults(handler=cmd_compare)
 
     models = sub.add_parser("models", help="list the models in the registry")
     models.set_defaults(handler=cmd_models)

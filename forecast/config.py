@@ -132,6 +132,43 @@ class FitConfig:
     track: bool = _f(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
 
 
+@dataclass
+class BacktestSettings:
+    models: str = _f("rnn,lstm,gru,naive,mean,ridge", "comma-separated models to compare (see `forecast models`); naive is always added")
+    test_start: str | None = _f(None, "first day forecast, YYYY-MM-DD (default: the last quarter of the data)")
+    refit_every: int = _f(252, "trading days per fold: every model is refit before each fold (252: about a year)")
+    window: str = _f("expanding", "training data of a fold: all days before it, or the last --train-length days", ("expanding", "rolling"))
+    train_length: int = _f(2520, "rolling window only: training windows per fold (validation included)")
+    warm_start: bool = _f(False, "start each fold's network from the previous fold's weights (faster refits)")
+    cost_bps: float = _f(1.0, "trading cost in basis points per unit of turnover")
+    jobs: int = _f(1, "worker processes for the folds (results do not depend on it)")
+
+    def __post_init__(self) -> None:
+        _need(self.refit_every >= 5, "refit_every", self.refit_every, "must be at least 5 days")
+        _need(self.window in ("expanding", "rolling"), "window", self.window, "must be expanding or rolling")
+        _need(self.train_length >= 50, "train_length", self.train_length, "must be at least 50")
+        _need(self.cost_bps >= 0, "cost_bps", self.cost_bps, "must be >= 0")
+        _need(self.jobs >= 1, "jobs", self.jobs, "must be at least 1")
+        if self.test_start is not None:
+            import datetime
+
+            try:
+                datetime.date.fromisoformat(str(self.test_start))
+            except ValueError:
+                raise ForecastError(f"--test-start must be a date YYYY-MM-DD, got {self.test_start!r}") from None
+
+
+@dataclass
+class BacktestConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    backtest: BacktestSettings = field(default_factory=BacktestSettings)
+    out: str | None = _f(None, "folder for predictions, metrics, figures and report.html (default: runs/<ticker>-backtest-<time>)")
+    experiment: str | None = _f(None, "MLflow experiment name (default: forecast/<ticker>)")
+    track: bool = _f(True, "log the backtest to MLflow: a parent run and one nested run per model")
+
+
 # ---------------------------------------------------------------- resolution
 
 def field_type(cls: type, name: str) -> type:

@@ -96,6 +96,9 @@ class GarchForecaster(_Baseline):
     Training windows come from consecutive origins, so the training return series is
     the first window plus each later window's last day. Forecasts filter each window
     from the unconditional variance, then iterate the GARCH recursion ``H`` steps.
+    GARCH models the close-to-close return's volatility, whose level differs from the
+    target's proxy (the high-low range misses overnight moves), so the forecasts are
+    scaled by ``mean(target) / mean(in-sample forecast)`` over the training windows.
     """
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "GarchForecaster":
@@ -105,10 +108,14 @@ class GarchForecaster(_Baseline):
         returns = np.concatenate([r[0], r[1:, -1]]) * 100.0  # percent: arch's optimiser prefers it
         fitted = arch_model(returns, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(disp="off")
         self.omega_, self.alpha_, self.beta_ = (float(fitted.params[k]) for k in ("omega", "alpha[1]", "beta[1]"))
+        self.level_ = float(np.mean(y) / np.mean(self._forecast(X)))
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()
+        return self.level_ * self._forecast(X)
+
+    def _forecast(self, X: np.ndarray) -> np.ndarray:
         persistence = min(self.alpha_ + self.beta_, 0.999)
         unconditional = self.omega_ / (1 - persistence)
         r2 = (X[:, :, self._column("returns")].astype(np.float64) * 100.0) ** 2  # [N, L]

@@ -1,0 +1,164 @@
+"""Walk-forward folds: refit every model (and its scaler) on data strictly before each fold.
+
+A fold is a block of ``refit_every`` consecutive forecast days. Its training origins
+are those whose targets all fall before the fold's first target day (``purged``), all
+of them (expanding) or the last ``train_length`` (rolling); its validation part is
+carved from the end of that training data. Every day of the fold is forecast in one
+batched pass. Work units (a model on a fold; or, with warm starts, a network across
+all folds in order) run in worker processes; each is seeded the same way whatever
+the number of workers, so results do not depend on ``--jobs``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .config import BacktestSettings, ModelConfig, TrainConfig
+from .data.windows import MIN_EVAL, MIN_TRAIN, Series, Split, forecastable_origins, purged
+from .errors import ForecastError
+from .models import ModelEntry
+
+
+@dataclass(frozen=True)
+class Fold:
+    number: int            # 1-based
+    split: Split           # train / val origins before the fold; test = the fold's origins
+
+
+def first_test_origin(series: Series, origins: np.ndarray, test_start: str | None) -> int:
+    """Index into ``origins`` of the first origin whose forecast day is on or after ``test_start``."""
+    if test_start is None:
+        return int(len(origins) * 0.75)
+    days = series.target_dates(origins)
+    start = pd.Timestamp(test_start)
+    if start <= days[0] or start > days[-1]:
+        raise ForecastError(f"--test-start {start:%Y-%m-%d} is outside the forecastable days of the data "
+                            f"({days[0]:%Y-%m-%d} to {days[-1]:%Y-%m-%d}); pick a date in between")
+    return int(np.searchsorted(days, start))
+
+
+def make_folds(series: Series, lookback: int, horizon: int, settings: BacktestSettings,
+               val_fraction: float = 0.15) -> list[Fold]:
+    origins = forecastable_origins(len(series), lookback, horizon)
+    first = first_test_origin(series, origins, settings.test_start)
+    folds = []
+    for number, start in enumerate(range(first, len(origins), settings.refit_every), 1):
+        test = origins[start:start + settings.refit_every]
+        before = purged(origins[:start], test[0], horizon)
+        if settings.window == "rolling":
+            before = before[-settings.train_length:]
+        n_val = max(MIN_EVAL, int(round(len(before) * val_fraction)))
+        val = before[len(before) - n_val:]
+        train = purged(before[:len(before) - n_val], val[0] if len(val) else test[0], horizon)
+        if len(train) < MIN_TRAIN or len(val) < MIN_EVAL:
+            day = series.target_dates(test[:1])[0]
+            raise ForecastError(
+                f"fold {number} (from {day:%Y-%m-%d}) has only {len(train)} training and {len(val)} validation "
+                f"windows of --lookback {lookback}: too short; use a later --test-start, a shorter --lookback "
+                f"or a longer --train-length")
+        folds.append(Fold(number, Split(train, val, test)))
+    return folds
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A piece of work for one process: one model over one fold, or over several folds in order."""
+
+    entry: ModelEntry
+    folds: tuple[Fold, ...]
+    warm_start: bool
+
+
+@dataclass
+class UnitResult:
+    model: str
+    fold: int
+    forecasts: np.ndarray   # [N, H]
+    seconds: float
+    epochs: int
+    history: list
+
+
+def run_unit(unit: Unit, series: Series, model_cfg: ModelConfig, train_cfg: TrainConfig, lookback: int,
+             horizon: int) -> list[UnitResult]:
+    import torch
+
+    from .train import FitContext
+
+    # One thread per unit, in this process or a worker: a CPU kernel's summation order
+    # depends on its thread count, and results must not depend on --jobs. Cores are
+    # used by running units side by side (--jobs).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit_folds(unit, series, model_cfg, train_cfg, FitContext(series.feature_names, series.target_name,
+                                                                          lookback, horizon))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_folds(unit: Unit, series: Series, model_cfg: ModelConfig, train_cfg: TrainConfig, ctx) -> list[UnitResult]:
+    from .train import make_forecaster
+
+    results, state = [], None
+    for fold in unit.folds:
+        start = time.perf_counter()
+        model = make_forecaster(unit.entry, model_cfg, train_cfg, ctx, init_state=state, progress=False)
+        model.fit(series, fold.split)
+        forecasts = model.predict(series, fold.split.test)
+        if unit.warm_start and unit.entry.kind == "network":
+            state = model.state()
+        results.append(UnitResult(unit.entry.name, fold.number, forecasts, time.perf_counter() - start,
+                                  len(model.history_), model.history_))
+    return results
+
+
+def plan_units(entries: list[ModelEntry], folds: list[Fold], warm_start: bool) -> list[Unit]:
+    """Networks with warm starts chain their folds; everything else is one unit per fold."""
+    units = []
+    for entry in entries:
+        if warm_start and entry.kind == "network":
+            units.append(Unit(entry, tuple(folds), True))
+        else:
+            units += [Unit(entry, (fold,), False) for fold in folds]
+    # Slow units first, so the pool does not end waiting on one long network fold.
+    return sorted(units, key=lambda u: (u.entry.kind != "network", -len(u.folds)))
+
+
+def run_backtest_units(units: list[Unit], series: Series, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                       lookback: int, horizon: int, jobs: int,
+                       echo: Callable[[str], None] = print) -> list[UnitResult]:
+    """Run every unit, in this process (``jobs == 1``) or in ``jobs`` worker processes."""
+    args = (series, model_cfg, train_cfg, lookback, horizon)
+    results: list[UnitResult] = []
+    done, total = 0, sum(len(u.folds) for u in units)
+
+    def report(batch: list[UnitResult]) -> None:
+        nonlocal done
+        for r in batch:
+            done += 1
+            extra = f", {r.epochs} epochs" if r.epochs else ""
+            echo(f"  [{done}/{total}] {r.model:<8} fold {r.fold}: {r.seconds:.1f}s{extra}")
+        results.extend(batch)
+
+    if jobs == 1:
+        for unit in units:
+            report(run_unit(unit, *args))
+        return results
+    import torch
+
+    # fork is cheap (no re-import of torch) and safe on CPU; CUDA needs fresh processes.
+    cuda = train_cfg.accelerator != "cpu" and torch.cuda.is_available()
+    method = "fork" if not cuda and "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context(method)) as pool:
+        futures = [pool.submit(run_unit, unit, *args) for unit in units]
+        for future in as_completed(futures):
+            report(future.result())
+    return results
