@@ -33,13 +33,14 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def _add_fields(parser: argparse.ArgumentParser, cls: type, title: str, skip: tuple[str, ...] = ()) -> None:
+def _add_fields(parser: argparse.ArgumentParser, cls: type, title: str, skip: tuple[str, ...] = (),
+                defaults: object | None = None) -> None:
     group = parser.add_argument_group(title)
     for f in C.scalar_fields(cls):
         if f.name in skip:
             continue
         tp = C.field_type(cls, f.name)
-        default = f.default if f.default is not MISSING else None
+        default = getattr(defaults, f.name) if defaults is not None else (f.default if f.default is not MISSING else None)
         help_text = f.metadata.get("help", "") + ("" if default in (None, "") else f" (default: {default})")
         kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
         if tp is bool:
@@ -53,7 +54,8 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[st
     """Every field of a (nested) config class as a flag, grouped by section."""
     parser.add_argument("--config", metavar="YAML", help="YAML file of settings (see configs/); flags override it")
     for f in C.section_fields(cls):
-        _add_fields(parser, f.default_factory, f"{f.name} settings", skip)
+        base = C.section_defaults(cls, f.name)
+        _add_fields(parser, type(base), f"{f.name} settings", skip, base)
     _add_fields(parser, cls, "output", skip)
 
 
@@ -61,6 +63,7 @@ def _resolve(cls: type, args: argparse.Namespace):
     values = vars(args).copy()
     values.pop("command", None)
     values.pop("handler", None)
+    values.pop("what", None)
     path = values.pop("config", None)
     return C.resolve(cls, path, values)
 
@@ -93,6 +96,22 @@ def cmd_compare(args) -> int:
     from .pipeline_backtest import run_compare
 
     run_compare(ticker=args.ticker, experiment=args.experiment, metric=args.metric)
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    from .laboratory import gradient_flow
+    from .laboratory_config import DiagnoseConfig
+
+    gradient_flow(_resolve(DiagnoseConfig, args))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .laboratory import known_optimum_bench
+    from .laboratory_config import BenchConfig
+
+    known_optimum_bench(_resolve(BenchConfig, args))
     return 0
 
 
@@ -141,6 +160,24 @@ def build_parser() -> Parser:
     compare.add_argument("--experiment", help="only this MLflow experiment")
     compare.add_argument("--metric", default="r2_oos", help="metric to rank by (default: r2_oos, higher is better)")
     compare.set_defaults(handler=cmd_compare)
+
+    from .laboratory_config import BenchConfig, DiagnoseConfig
+
+    diagnose = sub.add_parser("diagnose", help="laboratory diagnostics of the recurrent networks",
+                              description="Diagnostics that show how recurrent networks learn.")
+    what = diagnose.add_subparsers(dest="what", metavar="WHAT", parser_class=Parser, required=True)
+    gradients = what.add_parser("gradients", help="gradient of the last output w.r.t. inputs k steps back",
+                                description="For a batch of windows, the norm of the gradient of the last output "
+                                            "with respect to the input k steps back, at initialisation and after "
+                                            "training: the vanishing gradient of plain RNNs, made visible.")
+    _add_config_flags(gradients, DiagnoseConfig, skip=("model",))
+    gradients.set_defaults(handler=cmd_diagnose)
+
+    bench = sub.add_parser("bench", help="models on simulated series with a known best possible error",
+                           description="Fit models on simulated series (rw, ar2, longmem) and print RMSE divided by "
+                                       "the noise's standard deviation, the best any forecast can do.")
+    _add_config_flags(bench, BenchConfig, skip=("model",))
+    bench.set_defaults(handler=cmd_bench)
 
     models = sub.add_parser("models", help="list the models in the registry")
     models.set_defaults(handler=cmd_models)

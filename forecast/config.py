@@ -94,6 +94,7 @@ class ModelConfig:
     hidden_size: int = _f(64, "units per recurrent layer")
     num_layers: int = _f(1, "stacked recurrent layers")
     dropout: float = _f(0.0, "dropout between recurrent layers (needs num_layers > 1)")
+    chrono: bool = _f(True, "chrono initialisation of LSTM/GRU gate biases: memory time scales up to --lookback steps")
 
     def __post_init__(self) -> None:
         _need(self.hidden_size >= 1, "hidden_size", self.hidden_size, "must be at least 1")
@@ -200,13 +201,22 @@ def _coerce(name: str, value: Any, tp: type) -> Any:
     raise ForecastError(f"{_flag(name)} must be of type {tp.__name__}, got {value!r}")
 
 
+def section_fields(cls: type) -> list:
+    """The nested sections of a config class (fields whose type is itself a config dataclass)."""
+    hints = typing.get_type_hints(cls)
+    return [f for f in fields(cls) if is_dataclass(hints[f.name])]
+
+
 def scalar_fields(cls: type) -> list:
     """The fields of a config class that are values (not nested sections)."""
-    return [f for f in fields(cls) if not (f.default_factory is not MISSING and is_dataclass(f.default_factory))]
+    sections = {f.name for f in section_fields(cls)}
+    return [f for f in fields(cls) if f.name not in sections]
 
 
-def section_fields(cls: type) -> list:
-    return [f for f in fields(cls) if f.default_factory is not MISSING and is_dataclass(f.default_factory)]
+def section_defaults(cls: type, name: str) -> Any:
+    """The default instance of a section: a command may change its defaults (bench: lookback 50)."""
+    f = next(f for f in fields(cls) if f.name == name)
+    return f.default_factory()
 
 
 def _unknown_key(key: str, valid: list[str], where: str) -> ForecastError:
@@ -224,7 +234,11 @@ def build(cls: type, values: dict[str, Any], where: str = "config") -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key in sections:
-            kwargs[key] = build(sections[key].default_factory, value or {}, f"{where} section {key!r}")
+            base = section_defaults(cls, key)
+            if not isinstance(value or {}, dict):
+                raise ForecastError(f"{where} section {key!r} must be a mapping of keys to values, got {value!r}")
+            merged = {f.name: getattr(base, f.name) for f in fields(base)} | (value or {})
+            kwargs[key] = build(type(base), merged, f"{where} section {key!r}")
         elif key in scalars:
             kwargs[key] = _coerce(key, value, field_type(cls, key))
         else:
@@ -255,7 +269,7 @@ def resolve(cls: type, yaml_path: str | Path | None, flags: dict[str, Any]) -> A
     where = f"config file {str(yaml_path)!r}" if yaml_path else "config"
     # Validate the file's keys first (errors name the file), then lay flags over it.
     build(cls, values, where)
-    owners = {f.name: s.name for s in section_fields(cls) for f in scalar_fields(s.default_factory)}
+    owners = {f.name: s.name for s in section_fields(cls) for f in scalar_fields(typing.get_type_hints(cls)[s.name])}
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
     for name, value in flags.items():
         if name in owners:

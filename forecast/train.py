@@ -97,7 +97,7 @@ class NetworkForecaster:
         return RecurrentRegressor(cell=self.entry.cell, input_size=len(c.feature_names), hidden_size=m.hidden_size,
                                   num_layers=m.num_layers, dropout=m.dropout, horizon=c.horizon,
                                   learning_rate=t.learning_rate, weight_decay=t.weight_decay,
-                                  gradient_clip=t.gradient_clip)
+                                  gradient_clip=t.gradient_clip, chrono=c.lookback if m.chrono else 0)
 
     def fit(self, series: Series, split: Split) -> "NetworkForecaster":
         t = self.train_cfg

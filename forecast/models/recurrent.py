@@ -10,26 +10,51 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from .variants import VariantLSTM
+
 TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
-def chrono_forget_bias(lstm: nn.LSTM, max_timescale: float) -> None:
-    """Chrono initialisation (Tallec & Ollivier, 2018) of ``torch.nn.LSTM`` gate biases.
+def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float,
+                   chrono: int = 0) -> nn.Module:
+    """``rnn``/``lstm``/``gru`` from ``torch.nn`` (cuDNN on GPU), ``lstm-<variant>`` from ``variants``.
 
-    With forget bias ``log(u)``, ``u ~ U(1, T_max - 1)`` and input bias its negative,
-    the cell's memory half-lives spread up to ``T_max`` steps at initialisation, so a
-    dependency ``T_max`` steps back reaches the output with a usable gradient.
-    PyTorch orders each layer's gates (input, forget, cell, output) in ``bias_ih``.
+    ``chrono > 1``: gate biases spread the memory time scales up to ``chrono`` steps.
     """
-    d = lstm.hidden_size
+    dropout = dropout if num_layers > 1 else 0.0
+    if cell.startswith("lstm-"):
+        layer = VariantLSTM(input_size, hidden_size, num_layers, dropout, variant=cell[len("lstm-"):])
+        if chrono > 1:
+            layer.chrono_init(chrono)
+        return layer
+    layer = TORCH_CELLS[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout)
+    if chrono > 1 and cell in ("lstm", "gru"):
+        chrono_bias(layer, chrono)
+    return layer
+
+
+def chrono_bias(module: nn.LSTM | nn.GRU, max_timescale: float) -> None:
+    """Chrono initialisation (Tallec & Ollivier, 2018) of ``torch.nn.LSTM``/``GRU`` gate biases.
+
+    A unit that keeps a share ``f`` of its state per step remembers for about
+    ``1 / (1 - f)`` steps. PyTorch's default biases give ``f`` around 0.5: a signal 40
+    steps back reaches the output attenuated by ~0.5^40, so its gradient vanishes and
+    the network settles on the zero forecast. With the keep gate's bias ``log(u)``,
+    ``u ~ U(1, T_max - 1)`` (the input gate's bias its negative, for the LSTM), the
+    memory time scales spread up to ``T_max`` steps from the first update.
+    Gate order in ``bias_ih``: LSTM (input, forget, cell, output); GRU (reset, update, new),
+    where the update gate is the share of the old state kept.
+    """
+    d = module.hidden_size
     with torch.no_grad():
-        for layer in range(lstm.num_layers):
-            b_ih, b_hh = getattr(lstm, f"bias_ih_l{layer}"), getattr(lstm, f"bias_hh_l{layer}")
-            u = torch.empty(d).uniform_(1.0, max(max_timescale - 1.0, 1.0 + 1e-3))
-            b_hh.zero_()
-            b_ih.zero_()
-            b_ih[d:2 * d] = torch.log(u)       # forget gate
-            b_ih[0:d] = -torch.log(u)          # input gate
+        for layer in range(module.num_layers):
+            b_ih, b_hh = getattr(module, f"bias_ih_l{layer}"), getattr(module, f"bias_hh_l{layer}")
+            log_u = torch.log(torch.empty(d).uniform_(1.0, max(max_timescale - 1.0, 1.0 + 1e-3)))
+            b_ih[d:2 * d] = log_u                  # LSTM forget gate / GRU update gate
+            b_hh[d:2 * d] = 0.0
+            if isinstance(module, nn.LSTM):
+                b_ih[0:d] = -log_u                 # LSTM input gate
+                b_hh[0:d] = 0.0
 
 
 class RecurrentNet(nn.Module):
@@ -38,15 +63,17 @@ class RecurrentNet(nn.Module):
     def __init__(self, cell: str = "lstm", input_size: int = 1, hidden_size: int = 64, num_layers: int = 1,
                  dropout: float = 0.0, horizon: int = 1, chrono: int = 0):
         super().__init__()
-        self.rnn = TORCH_CELLS[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True,
-                                     dropout=dropout if num_layers > 1 else 0.0)
-        if cell == "lstm" and chrono > 1:
-            chrono_forget_bias(self.rnn, chrono)
+        self.rnn = make_recurrent(cell, input_size, hidden_size, num_layers, dropout, chrono)
         self.head = nn.Linear(hidden_size, horizon)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)           # [B, L, F] -> [B, L, D]
         return self.head(out[:, -1])   # [B, D] -> [B, H]
+
+    def forward_sequence(self, x: torch.Tensor, state=None):
+        """Stateful run: an output at every step, and the state to carry on with."""
+        out, state = self.rnn(x, state)  # [B, L, F] -> [B, L, D]
+        return self.head(out), state     # [B, L, H]
 
 
 class RecurrentRegressor(pl.LightningModule):
