@@ -112,8 +112,13 @@ class TrainConfig:
     gradient_clip: float = _f(1.0, "clip the gradient norm to this value (0: off)")
     seed: int = _f(42, "random seed: same seed, same data -> same CPU result")
     accelerator: str = _f("auto", "auto (GPU where there is one), cpu or gpu", ("auto", "cpu", "gpu"))
+    tbptt_k1: int = _f(0, "truncated BPTT: run statefully over the training series, update the weights every K1 steps (0: windowed training)")
+    tbptt_k2: int = _f(0, "truncated BPTT: backpropagate K2 steps at each update (default: K1)")
 
     def __post_init__(self) -> None:
+        _need(self.tbptt_k1 >= 0, "tbptt_k1", self.tbptt_k1, "must be >= 0")
+        _need(self.tbptt_k2 >= 0, "tbptt_k2", self.tbptt_k2, "must be >= 0")
+        _need(self.tbptt_k1 > 0 or self.tbptt_k2 == 0, "tbptt_k2", self.tbptt_k2, "needs --tbptt-k1 too")
         _need(self.max_epochs >= 1, "max_epochs", self.max_epochs, "must be at least 1")
         _need(self.batch_size >= 1, "batch_size", self.batch_size, "must be at least 1")
         _need(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be positive")

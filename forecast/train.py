@@ -97,12 +97,14 @@ class NetworkForecaster:
         return RecurrentRegressor(cell=self.entry.cell, input_size=len(c.feature_names), hidden_size=m.hidden_size,
                                   num_layers=m.num_layers, dropout=m.dropout, horizon=c.horizon,
                                   learning_rate=t.learning_rate, weight_decay=t.weight_decay,
-                                  gradient_clip=t.gradient_clip, chrono=c.lookback if m.chrono else 0)
+                                  gradient_clip=t.gradient_clip, chrono=c.lookback if m.chrono else 0,
+                                  tbptt_k1=t.tbptt_k1, tbptt_k2=t.tbptt_k2)
 
     def fit(self, series: Series, split: Split) -> "NetworkForecaster":
         t = self.train_cfg
         pl.seed_everything(t.seed, workers=False, verbose=False)
-        datamodule = WindowDataModule(series, self.ctx.lookback, self.ctx.horizon, t.batch_size, split=split, seed=t.seed)
+        datamodule = WindowDataModule(series, self.ctx.lookback, self.ctx.horizon, t.batch_size, split=split, seed=t.seed,
+                                      sequence=t.tbptt_k1 > 0)
         module = self.build_module()
         if self.init_state is not None:
             module.load_state_dict(self.init_state)

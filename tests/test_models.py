@@ -21,7 +21,7 @@ def synthetic(kind="ar2", n=700, noise=0.01, target="return", features=("returns
 
 
 def test_unknown_model_lists_the_valid_ones():
-    with pytest.raises(ForecastError, match=r"unknown model 'lstmm'; valid models: rnn, lstm, gru, naive"):
+    with pytest.raises(ForecastError, match=r"unknown model 'lstmm'; valid models: rnn, lstm, gru, lstm-vanilla, .*, naive"):
         get_entry("lstmm")
     with pytest.raises(ForecastError, match="does not forecast the return target; for it use: rnn"):
         get_entry("garch", "return")

@@ -78,12 +78,13 @@ class WindowDataModule(pl.LightningDataModule):
 
     def __init__(self, source: DataConfig | Series, lookback: int, horizon: int, batch_size: int = 64,
                  split: Split | None = None, val_fraction: float = 0.15, test_fraction: float = 0.15,
-                 seed: int = 0, scaler: WindowScaler | None = None):
+                 seed: int = 0, scaler: WindowScaler | None = None, sequence: bool = False):
         super().__init__()
         self.source, self.lookback, self.horizon, self.batch_size = source, lookback, horizon, batch_size
         self.split, self.val_fraction, self.test_fraction, self.seed = split, val_fraction, test_fraction, seed
         self.series: Series | None = source if isinstance(source, Series) else None
         self.scaler = copy.deepcopy(scaler) if scaler is not None else WindowScaler()
+        self.sequence = sequence  # truncated BPTT: the training part as one ordered sequence
 
     def prepare_data(self) -> None:
         if self.series is None:
@@ -110,7 +111,17 @@ class WindowDataModule(pl.LightningDataModule):
             return x, None
         return x, torch.from_numpy(self.scaler.transform_y(make_targets(s.target, origins, self.horizon)))
 
-    def train_dataloader(self) -> TensorBatches:
+    def training_sequence(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x [1, T, F]``, ``y [1, T, H]``: every training row in order, each with its next-days target."""
+        rows = training_rows(self.split.train, self.lookback)
+        days = np.arange(rows.start, rows.stop)
+        x = self.scaler.transform_x(self.series.features[rows])
+        y = self.scaler.transform_y(make_targets(self.series.target, days, self.horizon))
+        return torch.from_numpy(x)[None], torch.from_numpy(y)[None]
+
+    def train_dataloader(self):
+        if self.sequence:
+            return TensorBatches(*self.training_sequence(), batch_size=1)  # one batch: the whole sequence
         return TensorBatches(self.train_x, self.train_y, self.batch_size, shuffle=True, seed=self.seed)
 
     def val_dataloader(self) -> TensorBatches:

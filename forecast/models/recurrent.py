@@ -81,7 +81,7 @@ class RecurrentRegressor(pl.LightningModule):
 
     def __init__(self, cell: str = "lstm", input_size: int = 1, hidden_size: int = 64, num_layers: int = 1,
                  dropout: float = 0.0, horizon: int = 1, learning_rate: float = 1e-3, weight_decay: float = 0.0,
-                 gradient_clip: float = 1.0, chrono: int = 0):
+                 gradient_clip: float = 1.0, chrono: int = 0, tbptt_k1: int = 0, tbptt_k2: int = 0):
         super().__init__()
         self.save_hyperparameters()
         # Manual optimisation: the step below is all a batch needs, and it skips Lightning's
@@ -110,14 +110,49 @@ class RecurrentRegressor(pl.LightningModule):
             self.log(f"{stage}_loss", total[0] / total[1], prog_bar=True)
 
     def training_step(self, batch, batch_idx):
+        if self.hparams.tbptt_k1:
+            for loss in self.tbptt_losses(*batch):
+                self._update(loss)
+            return loss
+        loss = self._common_step(batch, "train")
+        self._update(loss)
+        return loss
+
+    def _update(self, loss: torch.Tensor) -> None:
         optimizer = self.optimizers()
         optimizer.zero_grad()
-        loss = self._common_step(batch, "train")
         self.manual_backward(loss)
         if self.hparams.gradient_clip:
             self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip, gradient_clip_algorithm="norm")
         optimizer.step()
-        return loss
+
+    def tbptt_losses(self, x: torch.Tensor, y: torch.Tensor):
+        """Truncated BPTT over one ordered sequence ``x [1, T, F]``, ``y [1, T, H]``.
+
+        Every K1 steps, yield the loss of the K1 newest outputs computed over the last
+        K2 steps from the carried (detached) state, so no gradient reaches inputs more
+        than K2 steps back. The carried state advances without gradient, with the
+        weights as they are at that point. The caller updates after each loss.
+        """
+        k1 = self.hparams.tbptt_k1
+        k2 = self.hparams.tbptt_k2 or k1
+        length = x.size(1)
+        ends = list(range(k1, length + 1, k1)) + ([length] if length % k1 else [])
+        state, pos, previous_end = None, 0, 0
+        for end in ends:
+            start = max(0, end - k2)
+            if start > pos:
+                with torch.no_grad():
+                    _, state = self.net.forward_sequence(x[:, pos:start], state)  # [1, start-pos, F]
+                pos = start
+            out, _ = self.net.forward_sequence(x[:, start:end], _detach(state))   # [1, end-start, H]
+            n = min(end - previous_end, end - start)
+            loss = self.loss(out[:, -n:], y[:, end - n:end])
+            total = self._sums.setdefault("train", [torch.zeros((), device=loss.device), 0])
+            total[0] += loss.detach() * n
+            total[1] += n
+            previous_end = end
+            yield loss
 
     def validation_step(self, batch, batch_idx):
         return self._common_step(batch, "val")
@@ -134,6 +169,13 @@ class RecurrentRegressor(pl.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
+
+
+def _detach(state):
+    """Cut the graph of a recurrent state (a tensor or nested tuples of them)."""
+    if state is None or isinstance(state, torch.Tensor):
+        return None if state is None else state.detach()
+    return tuple(_detach(s) for s in state)
 
 
 class ScaledNetwork(nn.Module):
