@@ -96,6 +96,8 @@ def run_backtest(cfg: BacktestConfig, echo: Callable[[str], None] = print) -> Ba
                              for m, vals in score(part, d.target, d.horizon).items()])
     trading, curves = trading_table(frame, b.cost_bps) if d.target == "return" else ({}, {})
     board = leaderboard(metrics, trading)
+    seconds = pd.DataFrame([(r.model, r.seconds) for r in results], columns=["model", "s"]).groupby("model")["s"].sum()
+    board["fit_seconds"] = board["model"].map(seconds)
 
     out = Path(cfg.out) if cfg.out else default_out_dir(d.source_name, "backtest")
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +129,7 @@ def run_backtest(cfg: BacktestConfig, echo: Callable[[str], None] = print) -> Ba
     echo(f"\nleaderboard ({len(frame[frame['model'] == NAIVE])} forecast days, sorted by R2 vs naive):")
     cols = ["rmse", "mae", "r2_oos", "dir_acc", "dir_acc_pvalue", "dm_stat", "dm_pvalue"]
     cols += ["qlike"] if d.target == "volatility" else (["sharpe_long_flat"] if trading else [])
-    echo(text_table(board.to_dict("records"), cols + ["verdict"]))
+    echo(text_table(board.to_dict("records"), cols + ["fit_seconds", "verdict"]))
     echo(f"\noutputs: {out}/ (report.html, predictions.csv, metrics.csv, metrics.json, figures)")
     if run_id:
         echo(f"mlflow: parent run {run_id} with one nested run per model ({tracking.tracking_uri()})")

@@ -13,7 +13,7 @@ import pandas as pd
 METRIC_LABELS = {
     "rmse": "RMSE", "mae": "MAE", "r2_oos": "R2 vs naive", "dir_acc": "Dir. acc",
     "dir_acc_pvalue": "Dir. p", "dm_stat": "DM stat", "dm_pvalue": "DM p", "qlike": "QLIKE",
-    "sharpe_long_flat": "Sharpe L/F", "sharpe_long_short": "Sharpe L/S",
+    "sharpe_long_flat": "Sharpe L/F", "sharpe_long_short": "Sharpe L/S", "fit_seconds": "fit s",
 }
 
 
