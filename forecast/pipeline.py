@@ -68,8 +68,6 @@ def write_config(cfg, path: Path) -> Path:
 
 def run_fit(cfg: FitConfig, echo: Callable[[str], None] = print, progress: bool = True) -> FitResult:
     """Train one model on the train part, pick its epoch on validation, score it on the test part."""
-    from .train import FitContext, make_forecaster
-
     d = cfg.data
     entry = get_entry(cfg.model.model, d.target)
     history, series = load_series(d, echo)
@@ -78,6 +76,8 @@ def run_fit(cfg: FitConfig, echo: Callable[[str], None] = print, progress: bool 
     echo(f"split: train {len(split.train)} windows to {dates(split.train)[-1]:%Y-%m-%d}, validation "
          f"{len(split.val)} to {dates(split.val)[-1]:%Y-%m-%d}, test {len(split.test)} from "
          f"{dates(split.test)[0]:%Y-%m-%d} to {dates(split.test)[-1]:%Y-%m-%d}")
+    from .train import FitContext, make_forecaster  # torch and Lightning: only once the input is known good
+
     ctx = FitContext(series.feature_names, d.target, d.lookback, d.horizon)
     started = time.perf_counter()
     forecaster = make_forecaster(entry, cfg.model, cfg.train, ctx, progress=progress).fit(series, split)
