@@ -44,3 +44,11 @@ def test_config_typos_are_named(tmp_path, text, message):
 def test_missing_config_file():
     with pytest.raises(ForecastError, match="not found"):
         resolve(FitConfig, "nope.yaml", {})
+
+
+def test_shipped_backtest_config_loads_and_flags_override():
+    from forecast.config import BacktestConfig
+
+    cfg = resolve(BacktestConfig, CONFIGS / "backtest.yaml", {"jobs": 2})
+    assert (cfg.backtest.test_start, cfg.backtest.refit_every, cfg.backtest.jobs) == ("2015-01-01", 252, 2)
+    assert cfg.backtest.models == "rnn,lstm,gru,naive,mean,ridge"
