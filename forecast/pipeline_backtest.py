@@ -24,7 +24,7 @@ from .models import get_entry, parse_models
 from .pipeline import data_tags, default_out_dir, load_series, write_config
 from .report import (html_report, plot_cumulative_sse_difference, plot_equity, plot_fold_bars, plot_forecasts,
                      text_table)
-from .scoring import NAIVE, prediction_frame, score
+from .scoring import NAIVE, first_step, prediction_frame, score
 
 TAG_MODEL_RUN = "backtest-model"
 HIGHER_IS_BETTER = {"r2_oos", "dir_acc", "sharpe_long_flat", "sharpe_long_short", "cagr_long_flat", "cagr_long_short"}
@@ -42,7 +42,7 @@ def verdict(model: str, metrics: dict[str, float], level: float = 0.05) -> str:
 
 def trading_table(frame: pd.DataFrame, cost_bps: float) -> tuple[dict[str, dict[str, float]], dict[str, pd.Series]]:
     """Sign-of-forecast trading rules per model, and buy-and-hold, on the step-1 forecasts."""
-    step1 = frame[frame["step"] == 1] if "step" in frame else frame
+    step1 = first_step(frame)
     out, curves = {}, {}
     for model, rows in step1.groupby("model", sort=False):
         if model == NAIVE:

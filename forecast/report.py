@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .scoring import first_step
+
 METRIC_LABELS = {
     "rmse": "RMSE", "mae": "MAE", "r2_oos": "R2 vs naive", "dir_acc": "Dir. acc",
     "dir_acc_pvalue": "Dir. p", "dm_stat": "DM stat", "dm_pvalue": "DM p", "qlike": "QLIKE",
@@ -52,7 +54,7 @@ def _pyplot():
 def plot_forecasts(predictions: pd.DataFrame, path: Path, title: str, last_days: int = 250) -> Path:
     """Actual target against each model's forecast over the last ``last_days`` forecast days."""
     plt = _pyplot()
-    step1 = predictions[predictions.get("step", 1) == 1] if "step" in predictions else predictions
+    step1 = first_step(predictions)
     fig, ax = plt.subplots(figsize=(11, 4.5))
     dates = sorted(step1["date"].unique())[-last_days:]
     first = step1[step1["model"] == step1["model"].iloc[0]].set_index("date").loc[dates]
@@ -91,7 +93,7 @@ def plot_equity(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
 def plot_cumulative_sse_difference(predictions: pd.DataFrame, naive: str, path: Path, title: str) -> Path:
     """Cumulative (SE_naive - SE_model) over time: rising means the model is gaining on naive."""
     plt = _pyplot()
-    step1 = predictions[predictions["step"] == 1] if "step" in predictions else predictions
+    step1 = first_step(predictions)
     base = step1[step1["model"] == naive].set_index("date")
     fig, ax = plt.subplots(figsize=(11, 4.5))
     for model, rows in step1.groupby("model", sort=False):

@@ -32,13 +32,18 @@ def prediction_frame(series: Series, origins: np.ndarray, forecasts: dict[str, n
     return pd.concat(parts, ignore_index=True)
 
 
+def first_step(frame: pd.DataFrame) -> pd.DataFrame:
+    """The one-day-ahead rows (all rows unless ``--horizon`` > 1 added a ``step`` column)."""
+    return frame[frame["step"] == 1] if "step" in frame else frame
+
+
 def score(frame: pd.DataFrame, target: str, horizon: int = 1) -> dict[str, dict[str, float]]:
     """Metrics of every model against the naive rows of the same frame (step 1 when multi-step).
 
     For the volatility target the direction is the change against the last value
     (the naive forecast); for returns it is the sign.
     """
-    step1 = frame[frame["step"] == 1] if "step" in frame else frame
+    step1 = first_step(frame)
     naive = step1[step1["model"] == NAIVE].set_index("date")
     out: dict[str, dict[str, float]] = {}
     for model, rows in step1.groupby("model", sort=False):
