@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .config import BacktestSettings, ModelConfig, TrainConfig
-from .data.windows import MIN_EVAL, MIN_TRAIN, Series, Split, forecastable_origins, purged
+from .data.windows import MIN_EVAL, MIN_TRAIN, Series, Split, carve_validation, forecastable_origins, purged
 from .errors import ForecastError
 from .models import ModelEntry
 
@@ -54,9 +54,8 @@ def make_folds(series: Series, lookback: int, horizon: int, settings: BacktestSe
         before = purged(origins[:start], test[0], horizon)
         if settings.window == "rolling":
             before = before[-settings.train_length:]
-        n_val = max(MIN_EVAL, int(round(len(before) * val_fraction)))
-        val = before[len(before) - n_val:]
-        train = purged(before[:len(before) - n_val], val[0] if len(val) else test[0], horizon)
+        train, val = carve_validation(before, min(len(before), max(MIN_EVAL, int(round(len(before) * val_fraction)))),
+                                      horizon)
         if len(train) < MIN_TRAIN or len(val) < MIN_EVAL:
             day = series.target_dates(test[:1])[0]
             raise ForecastError(

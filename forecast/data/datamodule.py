@@ -103,12 +103,10 @@ class WindowDataModule(pl.LightningDataModule):
         self.train_x, self.train_y = self.tensors(self.split.train)
         self.val_x, self.val_y = self.tensors(self.split.val)
 
-    def tensors(self, origins: np.ndarray, with_targets: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def tensors(self, origins: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Scaled ``x [N, L, F]`` and ``y [N, H]`` for the given origins."""
         s = self.series
         x = torch.from_numpy(self.scaler.transform_x(make_inputs(s.features, origins, self.lookback)))
-        if not with_targets:
-            return x, None
         return x, torch.from_numpy(self.scaler.transform_y(make_targets(s.target, origins, self.horizon)))
 
     def training_sequence(self) -> tuple[torch.Tensor, torch.Tensor]:

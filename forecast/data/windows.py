@@ -130,14 +130,21 @@ def purged(origins: np.ndarray, before: int, horizon: int) -> np.ndarray:
     return origins[origins + horizon <= before]
 
 
+def carve_validation(before: np.ndarray, n_val: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, val)``: the last ``n_val`` origins validate; training origins are purged before them."""
+    if n_val == 0:
+        return before, before[:0]
+    val = before[len(before) - n_val:]
+    return purged(before, val[0], horizon), val
+
+
 def time_split(n_days: int, lookback: int, horizon: int, val_fraction: float, test_fraction: float) -> Split:
     """Train / validation / test by time: the test part is the most recent windows."""
     origins = forecastable_origins(n_days, lookback, horizon)
     n_test = int(round(len(origins) * test_fraction))
     n_val = int(round(len(origins) * val_fraction))
     test = origins[len(origins) - n_test:]
-    val = purged(origins[: len(origins) - n_test], test[0] if n_test else n_days, horizon)[-n_val:] if n_val else origins[:0]
-    train = purged(origins, val[0] if n_val else (test[0] if n_test else n_days), horizon)
+    train, val = carve_validation(purged(origins, test[0] if n_test else n_days, horizon), n_val, horizon)
     if len(train) < MIN_TRAIN or len(val) < MIN_EVAL or len(test) < MIN_EVAL:
         need = int(np.ceil((MIN_TRAIN + 2 * (horizon - 1)) / max(1e-9, 1 - val_fraction - test_fraction))) + lookback + horizon
         raise ForecastError(
