@@ -44,9 +44,9 @@ def _add_fields(parser: argparse.ArgumentParser, cls: type, title: str, skip: tu
         help_text = f.metadata.get("help", "") + ("" if default in (None, "") else f" (default: {default})")
         kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
         if tp is bool:
-            group.add_argument(C._flag(f.name), action=argparse.BooleanOptionalAction, **kwargs)
+            group.add_argument(C.flag_name(f.name), action=argparse.BooleanOptionalAction, **kwargs)
         else:
-            group.add_argument(C._flag(f.name), type=tp, choices=f.metadata.get("choices"),
+            group.add_argument(C.flag_name(f.name), type=tp, choices=f.metadata.get("choices"),
                                metavar=tp.__name__.upper(), **kwargs)
 
 

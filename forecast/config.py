@@ -25,54 +25,54 @@ FEATURES = ("returns", "range", "volume")
 TARGETS = ("return", "volatility")
 
 
-def _f(default: Any, doc: str, choices: tuple | None = None) -> Any:
+def option(default: Any, doc: str, choices: tuple | None = None) -> Any:
     """A dataclass field carrying its help text (and allowed values) for the CLI."""
     return field(default=default, metadata={"help": doc, "choices": choices})
 
 
-def _flag(name: str) -> str:
+def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _need(ok: bool, name: str, value: Any, rule: str) -> None:
+def require(ok: bool, name: str, value: Any, rule: str) -> None:
     if not ok:
-        raise ForecastError(f"{_flag(name)} {rule}, got {value!r}")
+        raise ForecastError(f"{flag_name(name)} {rule}, got {value!r}")
 
 
 @dataclass
 class DataConfig:
-    ticker: str = _f("^GSPC", "Yahoo Finance ticker to forecast (a name such as ^GSPC, never a path)")
-    csv: str | None = _f(None, "read prices from this CSV (Date, Close and/or Adj Close, optional Open/High/Low/Volume) instead of downloading")
-    synthetic: str | None = _f(None, "use a simulated series with a known best error instead: rw, ar2 or longmem")
-    synthetic_length: int = _f(3000, "number of days of the simulated series")
-    synthetic_noise: float = _f(0.01, "standard deviation of the simulated series' noise (its best possible RMSE)")
-    synthetic_lag: int = _f(40, "longmem only: the lag L in r_t = 0.8 r_(t-L) + e_t")
-    synthetic_seed: int = _f(0, "seed of the simulated series")
-    offline: bool = _f(False, "do not try to download: use the cache, else the bundled history")
-    cache_dir: str | None = _f(None, "download cache folder (default: $FORECAST_CACHE_DIR or ~/.cache/forecast)")
-    target: str = _f("return", "what to forecast: next day's log return, or its volatility proxy", TARGETS)
-    features: str = _f("returns", "comma-separated input features: returns, range (log high/low), volume (log volume change)")
-    lookback: int = _f(30, "days of history in each input window")
-    horizon: int = _f(1, "days ahead to forecast (more than 1: one output per day, direct multi-output)")
-    val_fraction: float = _f(0.15, "share of windows for validation (taken just before the test part)")
-    test_fraction: float = _f(0.15, "share of windows for the test part (the most recent ones)")
+    ticker: str = option("^GSPC", "Yahoo Finance ticker to forecast (a name such as ^GSPC, never a path)")
+    csv: str | None = option(None, "read prices from this CSV (Date, Close and/or Adj Close, optional Open/High/Low/Volume) instead of downloading")
+    synthetic: str | None = option(None, "use a simulated series with a known best error instead: rw, ar2 or longmem")
+    synthetic_length: int = option(3000, "number of days of the simulated series")
+    synthetic_noise: float = option(0.01, "standard deviation of the simulated series' noise (its best possible RMSE)")
+    synthetic_lag: int = option(40, "longmem only: the lag L in r_t = 0.8 r_(t-L) + e_t")
+    synthetic_seed: int = option(0, "seed of the simulated series")
+    offline: bool = option(False, "do not try to download: use the cache, else the bundled history")
+    cache_dir: str | None = option(None, "download cache folder (default: $FORECAST_CACHE_DIR or ~/.cache/forecast)")
+    target: str = option("return", "what to forecast: next day's log return, or its volatility proxy", TARGETS)
+    features: str = option("returns", "comma-separated input features: returns, range (log high/low), volume (log volume change)")
+    lookback: int = option(30, "days of history in each input window")
+    horizon: int = option(1, "days ahead to forecast (more than 1: one output per day, direct multi-output)")
+    val_fraction: float = option(0.15, "share of windows for validation (taken just before the test part)")
+    test_fraction: float = option(0.15, "share of windows for the test part (the most recent ones)")
 
     def __post_init__(self) -> None:
         if self.csv is None and self.synthetic is None:
-            _need(bool(TICKER_PATTERN.match(self.ticker or "")), "ticker", self.ticker,
+            require(bool(TICKER_PATTERN.match(self.ticker or "")), "ticker", self.ticker,
                   "must be a ticker symbol (letters, digits, ^ . = _ -; no slashes or spaces); use --csv for a file")
-        _need(self.synthetic in (None, "rw", "ar2", "longmem"), "synthetic", self.synthetic, "must be one of rw, ar2, longmem")
-        _need(self.synthetic_length >= 100, "synthetic_length", self.synthetic_length, "must be at least 100")
-        _need(self.synthetic_noise > 0, "synthetic_noise", self.synthetic_noise, "must be positive")
-        _need(self.synthetic_lag >= 1, "synthetic_lag", self.synthetic_lag, "must be at least 1")
-        _need(self.target in TARGETS, "target", self.target, f"must be one of {', '.join(TARGETS)}")
+        require(self.synthetic in (None, "rw", "ar2", "longmem"), "synthetic", self.synthetic, "must be one of rw, ar2, longmem")
+        require(self.synthetic_length >= 100, "synthetic_length", self.synthetic_length, "must be at least 100")
+        require(self.synthetic_noise > 0, "synthetic_noise", self.synthetic_noise, "must be positive")
+        require(self.synthetic_lag >= 1, "synthetic_lag", self.synthetic_lag, "must be at least 1")
+        require(self.target in TARGETS, "target", self.target, f"must be one of {', '.join(TARGETS)}")
         unknown = [f for f in self.feature_list if f not in FEATURES]
-        _need(not unknown and "returns" in self.feature_list, "features", self.features,
+        require(not unknown and "returns" in self.feature_list, "features", self.features,
               f"must list some of {', '.join(FEATURES)} and include returns")
-        _need(self.lookback >= 2, "lookback", self.lookback, "must be at least 2")
-        _need(self.horizon >= 1, "horizon", self.horizon, "must be at least 1")
-        _need(0 < self.val_fraction < 0.5, "val_fraction", self.val_fraction, "must be between 0 and 0.5")
-        _need(0 < self.test_fraction < 0.5, "test_fraction", self.test_fraction, "must be between 0 and 0.5")
+        require(self.lookback >= 2, "lookback", self.lookback, "must be at least 2")
+        require(self.horizon >= 1, "horizon", self.horizon, "must be at least 1")
+        require(0 < self.val_fraction < 0.5, "val_fraction", self.val_fraction, "must be between 0 and 0.5")
+        require(0 < self.test_fraction < 0.5, "test_fraction", self.test_fraction, "must be between 0 and 0.5")
 
     @property
     def feature_list(self) -> list[str]:
@@ -90,71 +90,78 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    model: str = _f("lstm", "model name from the registry (see `forecast models`)")
-    hidden_size: int = _f(64, "units per recurrent layer")
-    num_layers: int = _f(1, "stacked recurrent layers")
-    dropout: float = _f(0.0, "dropout between recurrent layers (needs num_layers > 1)")
-    chrono: bool = _f(True, "chrono initialisation of LSTM/GRU gate biases: memory time scales up to --lookback steps")
+    model: str = option("lstm", "model name from the registry (see `forecast models`)")
+    hidden_size: int = option(64, "units per recurrent layer")
+    num_layers: int = option(1, "stacked recurrent layers")
+    dropout: float = option(0.0, "dropout between recurrent layers (needs num_layers > 1)")
+    chrono: bool = option(True, "chrono initialisation of LSTM/GRU gate biases: memory time scales up to --lookback steps")
 
     def __post_init__(self) -> None:
-        _need(self.hidden_size >= 1, "hidden_size", self.hidden_size, "must be at least 1")
-        _need(self.num_layers >= 1, "num_layers", self.num_layers, "must be at least 1")
-        _need(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
+        require(self.hidden_size >= 1, "hidden_size", self.hidden_size, "must be at least 1")
+        require(self.num_layers >= 1, "num_layers", self.num_layers, "must be at least 1")
+        require(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
 
 
 @dataclass
 class TrainConfig:
-    max_epochs: int = _f(30, "upper bound on training epochs (early stopping usually ends sooner)")
-    batch_size: int = _f(64, "windows per gradient step")
-    learning_rate: float = _f(1e-3, "Adam learning rate")
-    weight_decay: float = _f(0.0, "Adam weight decay (L2)")
-    patience: int = _f(5, "epochs without validation improvement before early stopping")
-    gradient_clip: float = _f(1.0, "clip the gradient norm to this value (0: off)")
-    seed: int = _f(42, "random seed: same seed, same data -> same CPU result")
-    accelerator: str = _f("auto", "auto (GPU where there is one), cpu or gpu", ("auto", "cpu", "gpu"))
-    tbptt_k1: int = _f(0, "truncated BPTT: run statefully over the training series, update the weights every K1 steps (0: windowed training)")
-    tbptt_k2: int = _f(0, "truncated BPTT: backpropagate K2 steps at each update (default: K1)")
+    max_epochs: int = option(30, "upper bound on training epochs (early stopping usually ends sooner)")
+    batch_size: int = option(64, "windows per gradient step")
+    learning_rate: float = option(1e-3, "Adam learning rate")
+    weight_decay: float = option(0.0, "Adam weight decay (L2)")
+    patience: int = option(5, "epochs without validation improvement before early stopping")
+    gradient_clip: float = option(1.0, "clip the gradient norm to this value (0: off)")
+    seed: int = option(42, "random seed: same seed, same data -> same CPU result")
+    accelerator: str = option("auto", "auto (GPU where there is one), cpu or gpu", ("auto", "cpu", "gpu"))
+    tbptt_k1: int = option(0, "truncated BPTT: run statefully over the training series, update the weights every K1 steps (0: windowed training)")
+    tbptt_k2: int = option(0, "truncated BPTT: backpropagate K2 steps at each update (default: K1)")
 
     def __post_init__(self) -> None:
-        _need(self.tbptt_k1 >= 0, "tbptt_k1", self.tbptt_k1, "must be >= 0")
-        _need(self.tbptt_k2 >= 0, "tbptt_k2", self.tbptt_k2, "must be >= 0")
-        _need(self.tbptt_k1 > 0 or self.tbptt_k2 == 0, "tbptt_k2", self.tbptt_k2, "needs --tbptt-k1 too")
-        _need(self.max_epochs >= 1, "max_epochs", self.max_epochs, "must be at least 1")
-        _need(self.batch_size >= 1, "batch_size", self.batch_size, "must be at least 1")
-        _need(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be positive")
-        _need(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
-        _need(self.patience >= 1, "patience", self.patience, "must be at least 1")
-        _need(self.gradient_clip >= 0, "gradient_clip", self.gradient_clip, "must be >= 0")
-        _need(self.accelerator in ("auto", "cpu", "gpu"), "accelerator", self.accelerator, "must be auto, cpu or gpu")
+        require(self.tbptt_k1 >= 0, "tbptt_k1", self.tbptt_k1, "must be >= 0")
+        require(self.tbptt_k2 >= 0, "tbptt_k2", self.tbptt_k2, "must be >= 0")
+        require(self.tbptt_k1 > 0 or self.tbptt_k2 == 0, "tbptt_k2", self.tbptt_k2, "needs --tbptt-k1 too")
+        require(self.max_epochs >= 1, "max_epochs", self.max_epochs, "must be at least 1")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "must be at least 1")
+        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be positive")
+        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
+        require(self.patience >= 1, "patience", self.patience, "must be at least 1")
+        require(self.gradient_clip >= 0, "gradient_clip", self.gradient_clip, "must be >= 0")
+        require(self.accelerator in ("auto", "cpu", "gpu"), "accelerator", self.accelerator, "must be auto, cpu or gpu")
 
 
 @dataclass
-class FitConfig:
+class RunConfig:
+    """What every command that trains shares: data, network, training, and where results go."""
+
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    out: str | None = _f(None, "folder for predictions.csv, metrics.json and figures (default: runs/<ticker>-<model>-<time>)")
-    experiment: str | None = _f(None, "MLflow experiment name (default: forecast/<ticker>)")
-    track: bool = _f(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
+    out: str | None = option(None, "folder for this run's files (default: runs/<data>-<what>-<time>)")
+    experiment: str | None = option(None, "MLflow experiment name (default: forecast/<ticker or data source>)")
+    track: bool = option(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
+
+
+@dataclass
+class FitConfig(RunConfig):
+    """`forecast fit`: one model, one time-ordered split."""
 
 
 @dataclass
 class BacktestSettings:
-    models: str = _f("rnn,lstm,gru,naive,mean,ridge", "comma-separated models to compare (see `forecast models`); naive is always added")
-    test_start: str | None = _f(None, "first day forecast, YYYY-MM-DD (default: the last quarter of the data)")
-    refit_every: int = _f(252, "trading days per fold: every model is refit before each fold (252: about a year)")
-    window: str = _f("expanding", "training data of a fold: all days before it, or the last --train-length days", ("expanding", "rolling"))
-    train_length: int = _f(2520, "rolling window only: training windows per fold (validation included)")
-    warm_start: bool = _f(False, "start each fold's network from the previous fold's weights (faster refits)")
-    cost_bps: float = _f(1.0, "trading cost in basis points per unit of turnover")
-    jobs: int = _f(1, "worker processes for the folds (results do not depend on it)")
+    models: str = option("rnn,lstm,gru,naive,mean,ridge", "comma-separated models to compare (see `forecast models`); naive is always added")
+    test_start: str | None = option(None, "first day forecast, YYYY-MM-DD (default: the last quarter of the data)")
+    refit_every: int = option(252, "trading days per fold: every model is refit before each fold (252: about a year)")
+    window: str = option("expanding", "training data of a fold: all days before it, or the last --train-length days", ("expanding", "rolling"))
+    train_length: int = option(2520, "rolling window only: training windows per fold (validation included)")
+    warm_start: bool = option(False, "start each fold's network from the previous fold's weights (faster refits)")
+    cost_bps: float = option(1.0, "trading cost in basis points per unit of turnover")
+    jobs: int = option(1, "worker processes for the folds (results do not depend on it)")
 
     def __post_init__(self) -> None:
-        _need(self.refit_every >= 5, "refit_every", self.refit_every, "must be at least 5 days")
-        _need(self.window in ("expanding", "rolling"), "window", self.window, "must be expanding or rolling")
-        _need(self.train_length >= 50, "train_length", self.train_length, "must be at least 50")
-        _need(self.cost_bps >= 0, "cost_bps", self.cost_bps, "must be >= 0")
-        _need(self.jobs >= 1, "jobs", self.jobs, "must be at least 1")
+        require(self.refit_every >= 5, "refit_every", self.refit_every, "must be at least 5 days")
+        require(self.window in ("expanding", "rolling"), "window", self.window, "must be expanding or rolling")
+        require(self.train_length >= 50, "train_length", self.train_length, "must be at least 50")
+        require(self.cost_bps >= 0, "cost_bps", self.cost_bps, "must be >= 0")
+        require(self.jobs >= 1, "jobs", self.jobs, "must be at least 1")
         if self.test_start is not None:
             import datetime
 
@@ -165,14 +172,10 @@ class BacktestSettings:
 
 
 @dataclass
-class BacktestConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+class BacktestConfig(RunConfig):
+    """`forecast backtest`: several models, walk-forward folds."""
+
     backtest: BacktestSettings = field(default_factory=BacktestSettings)
-    out: str | None = _f(None, "folder for predictions, metrics, figures and report.html (default: runs/<ticker>-backtest-<time>)")
-    experiment: str | None = _f(None, "MLflow experiment name (default: forecast/<ticker>)")
-    track: bool = _f(True, "log the backtest to MLflow: a parent run and one nested run per model")
 
 
 # ---------------------------------------------------------------- resolution
@@ -203,7 +206,7 @@ def _coerce(name: str, value: Any, tp: type) -> Any:
             return tp(value)
         except (TypeError, ValueError):
             pass
-    raise ForecastError(f"{_flag(name)} must be of type {tp.__name__}, got {value!r}")
+    raise ForecastError(f"{flag_name(name)} must be of type {tp.__name__}, got {value!r}")
 
 
 def section_fields(cls: type) -> list:

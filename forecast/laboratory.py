@@ -23,7 +23,7 @@ from .errors import ForecastError
 from .data.windows import make_targets, time_split
 from .models import parse_models
 from .pipeline import default_out_dir, load_series, write_config
-from .report import _pyplot, text_table
+from .report import pyplot, text_table
 
 
 # ---------------------------------------------------------------- gradient flow
@@ -90,7 +90,7 @@ def gradient_flow(cfg: DiagnoseConfig, echo: Callable[[str], None] = print) -> p
 
 
 def plot_gradient_flow(frame: pd.DataFrame, path: Path, title: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, stage in zip(axes, ("init", "trained")):
         for model, rows in frame[frame["stage"] == stage].groupby("model", sort=False):

@@ -42,7 +42,7 @@ def text_table(rows: list[dict], columns: list[str], first: str = "model") -> st
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(b) for b in body])
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,7 +53,7 @@ def _pyplot():
 
 def plot_forecasts(predictions: pd.DataFrame, path: Path, title: str, last_days: int = 250) -> Path:
     """Actual target against each model's forecast over the last ``last_days`` forecast days."""
-    plt = _pyplot()
+    plt = pyplot()
     step1 = first_step(predictions)
     fig, ax = plt.subplots(figsize=(11, 4.5))
     dates = sorted(step1["date"].unique())[-last_days:]
@@ -75,7 +75,7 @@ def plot_forecasts(predictions: pd.DataFrame, path: Path, title: str, last_days:
 
 def plot_equity(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
     """Equity curves (growth of 1) of the trading rules and buy-and-hold."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(11, 4.5))
     for name, curve in curves.items():
         ax.plot(curve.index, curve.to_numpy(), lw=1.8 if name == "buy_and_hold" else 1.0,
@@ -92,7 +92,7 @@ def plot_equity(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
 
 def plot_cumulative_sse_difference(predictions: pd.DataFrame, naive: str, path: Path, title: str) -> Path:
     """Cumulative (SE_naive - SE_model) over time: rising means the model is gaining on naive."""
-    plt = _pyplot()
+    plt = pyplot()
     step1 = first_step(predictions)
     base = step1[step1["model"] == naive].set_index("date")
     fig, ax = plt.subplots(figsize=(11, 4.5))
@@ -115,7 +115,7 @@ def plot_cumulative_sse_difference(predictions: pd.DataFrame, naive: str, path: 
 
 def plot_fold_bars(per_fold: pd.DataFrame, metric: str, path: Path, title: str) -> Path:
     """One group of bars per fold, one bar per model, for ``metric``."""
-    plt = _pyplot()
+    plt = pyplot()
     table = per_fold.pivot(index="fold", columns="model", values=metric)
     fig, ax = plt.subplots(figsize=(11, 4.5))
     width = 0.8 / max(len(table.columns), 1)
