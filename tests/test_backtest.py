@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -139,7 +141,7 @@ def test_report_figures_and_mlflow_runs(tmp_path, capsys):
     assert parent.data.tags["forecast.kind"] == "backtest" and parent.data.tags["data_digest"]
     children = mlflow.search_runs(experiment_names=["forecast/p"], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'")
     assert sorted(children["tags.model"]) == ["lstm", "naive", "ridge"]
-    names = [{c for c in children.columns if c.startswith("metrics.")} for _ in range(1)][0]
+    names = {c for c in children.columns if c.startswith("metrics.")}
     assert {"metrics.r2_oos", "metrics.dm_pvalue", "metrics.rmse", "metrics.fold_r2_oos"} <= names
     history = mlflow.MlflowClient().get_metric_history(children.iloc[0]["run_id"], "fold_rmse")
     assert sorted(m.step for m in history) == [1, 2, 3, 4]
@@ -167,16 +169,8 @@ def test_bad_backtest_input_is_one_clear_line(tmp_path, capsys, args, message):
     bad.loc[1, "High"] = bad.loc[1, "Low"] * 0.9
     bad.to_csv(tmp_path / "bad_range.csv", index=False)
     argv = ["backtest", "--csv", "p.csv", "--lookback", "10", "--no-track", *args]
-    with pytest.raises(SystemExit) if "unrecognized" in message else _nothing():
+    with pytest.raises(SystemExit) if "unrecognized" in message else contextlib.nullcontext():
         code = main(argv)
         assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
