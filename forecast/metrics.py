@@ -1,14 +1,19 @@
 """Error metrics, significance tests and trading metrics (definitions as in the design notes).
 
-All functions take 1-D arrays aligned by forecast day.
+All functions take 1-D arrays aligned by forecast day, except the tests of many models at
+once (SPA, MCS), which take a frame of daily losses with one column per model.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TRADING_DAYS = 252
 
@@ -27,20 +32,73 @@ def r2_oos(y: np.ndarray, p: np.ndarray, naive: np.ndarray) -> float:
     return float("nan") if sse_naive == 0 else 1.0 - float(np.sum((y - p) ** 2)) / sse_naive
 
 
-def directional_accuracy(y: np.ndarray, p: np.ndarray, reference: np.ndarray | float = 0.0) -> tuple[float, float, int]:
+def directional_accuracy(y: np.ndarray, p: np.ndarray, reference: np.ndarray | float = 0.0) -> tuple[float, int]:
     """Share of days where the forecast's direction (vs ``reference``) matches the outcome's.
 
-    Days whose outcome equals the reference are left out. Returns ``(accuracy,
-    two-sided binomial p-value against 0.5, days counted)``; NaN for a forecast with no
-    direction at all (the naive one).
+    Days whose outcome equals the reference are left out; a forecast equal to the reference
+    has no direction and counts as a miss. Returns ``(accuracy, days counted)``; the accuracy
+    is NaN for a forecast with no direction at all (the naive one). Its significance is
+    :func:`pesaran_timmermann`, its yardstick :func:`always_up_hit_rate`.
     """
     dy, dp = np.sign(np.asarray(y) - reference), np.sign(np.asarray(p) - reference)
     keep = dy != 0
     n = int(keep.sum())
     if n == 0 or not np.any(dp[keep] != 0):
-        return float("nan"), float("nan"), n
-    hits = int(np.sum(dy[keep] == dp[keep]))
-    return hits / n, float(stats.binomtest(hits, n, 0.5).pvalue), n
+        return float("nan"), n
+    return int(np.sum(dy[keep] == dp[keep])) / n, n
+
+
+def always_up_hit_rate(y: np.ndarray, reference: np.ndarray | float = 0.0) -> float:
+    """Hit rate of a forecast that always says "up": the share of outcomes above ``reference``.
+
+    Counted over the same days as :func:`directional_accuracy` (outcome != reference);
+    NaN when there are none. In a rising market this is the number a directional
+    accuracy has to beat before it means anything.
+    """
+    dy = np.asarray(y, dtype=np.float64) - reference
+    keep = dy != 0
+    return float(np.mean(dy[keep] > 0)) if keep.any() else float("nan")
+
+
+def pesaran_timmermann(y: np.ndarray, p: np.ndarray, reference: np.ndarray | float = 0.0) -> tuple[float, float]:
+    """Pesaran-Timmermann (1992) test of directional predictability.
+
+    Over the days whose outcome differs from ``reference`` (as in :func:`directional_accuracy`),
+    the outcome is "up" when ``y > reference`` and the forecast is "up" when ``p > reference``;
+    a forecast at or below the reference (a zero forecast included) counts as "not up", the
+    same rule as the long/flat position of :func:`trading_returns`. With ``P`` the share of
+    days where the two agree, ``Py``, ``Px`` the shares of "up" outcomes and forecasts and
+    ``P* = Py Px + (1-Py)(1-Px)`` the agreement expected if they were independent::
+
+        V(P)  = P* (1 - P*) / n
+        V(P*) = (2Py-1)^2 Px(1-Px)/n + (2Px-1)^2 Py(1-Py)/n + 4 Py Px (1-Py)(1-Px)/n^2
+        S     = (P - P*) / sqrt(V(P) - V(P*))  ~  N(0, 1) under independence.
+
+    Returns ``(S, one-sided p-value)``, the p-value ``P(N(0,1) > S)`` for H1: the forecast's
+    direction agrees with the outcome's more often than independence implies. ``(nan, nan)``
+    when the test is undefined: fewer than 3 days, a forecast that never changes direction
+    (always "up", or a zero forecast: no testable directional skill), outcomes all one way,
+    or a non-positive variance.
+    """
+    dy = np.asarray(y, dtype=np.float64) - reference
+    dp = np.broadcast_to(np.asarray(p, dtype=np.float64) - reference, dy.shape)
+    keep = dy != 0
+    up_y, up_p = dy[keep] > 0, dp[keep] > 0                   # [n] bools
+    n = len(up_y)
+    if n < 3:
+        return float("nan"), float("nan")
+    py, px = float(up_y.mean()), float(up_p.mean())
+    if py in (0.0, 1.0) or px in (0.0, 1.0):
+        return float("nan"), float("nan")
+    hit = float(np.mean(up_y == up_p))
+    star = py * px + (1 - py) * (1 - px)
+    v_hit = star * (1 - star) / n
+    v_star = ((2 * py - 1) ** 2 * px * (1 - px) / n + (2 * px - 1) ** 2 * py * (1 - py) / n
+              + 4 * py * px * (1 - py) * (1 - px) / n ** 2)
+    if not v_hit - v_star > 0:
+        return float("nan"), float("nan")
+    stat = (hit - star) / math.sqrt(v_hit - v_star)
+    return float(stat), float(stats.norm.sf(stat))
 
 
 def diebold_mariano(y: np.ndarray, p: np.ndarray, naive: np.ndarray, horizon: int = 1) -> tuple[float, float]:
@@ -80,13 +138,154 @@ def forecast_metrics(y: np.ndarray, p: np.ndarray, naive: np.ndarray, target: st
                      horizon: int = 1, reference: np.ndarray | float = 0.0) -> dict[str, float]:
     """The metric set every model gets, with the same names everywhere (MLflow's compare view)."""
     y, p, naive = (np.asarray(a, dtype=np.float64) for a in (y, p, naive))
-    accuracy, accuracy_p, _ = directional_accuracy(y, p, reference)
+    accuracy, _ = directional_accuracy(y, p, reference)
+    pt, pt_p = pesaran_timmermann(y, p, reference)
     dm, dm_p = diebold_mariano(y, p, naive, horizon)
     out = {"rmse": rmse(y, p), "mae": mae(y, p), "r2_oos": r2_oos(y, p, naive),
-           "dir_acc": accuracy, "dir_acc_pvalue": accuracy_p, "dm_stat": dm, "dm_pvalue": dm_p, "n": float(len(y))}
+           "dir_acc": accuracy, "pt_stat": pt, "pt_pvalue": pt_p, "always_up_hit_rate": always_up_hit_rate(y, reference),
+           "dm_stat": dm, "dm_pvalue": dm_p, "n": float(len(y))}
     if target == "volatility":
         out["qlike"] = qlike(y, p)
     return out
+
+
+# ---------------------------------------------------------------- many models at once (SPA, MCS)
+
+MIN_DAYS = 10  # fewer complete days than this: no bootstrap test is worth its name
+
+
+def default_block_size(n_days: int) -> int:
+    """Mean block length of the stationary bootstrap: ``max(5, round(T ** (1/3)))``.
+
+    The MSE-optimal mean block of the stationary bootstrap grows like ``T^(1/3)``
+    (Politis & White 2004); the floor of 5 trading days (a week) keeps enough of the
+    volatility clustering of daily losses in each block on short samples.
+    T = 250 -> 6, 1000 -> 10, 5000 -> 17 (arch's own default, sqrt(T), gives 31 at 1000).
+    """
+    return max(5, round(n_days ** (1 / 3)))
+
+
+def _complete_losses(losses: pd.DataFrame) -> pd.DataFrame:
+    """``losses`` as floats with every day holding a NaN in any column dropped; checks its shape."""
+    import pandas as pd
+
+    if not isinstance(losses, pd.DataFrame):
+        raise TypeError(f"losses must be a pandas DataFrame (one column per model), got {type(losses).__name__}")
+    if losses.columns.has_duplicates:
+        raise ValueError(f"losses has duplicate column names: {list(losses.columns[losses.columns.duplicated()])}")
+    complete = losses.astype(np.float64).dropna(how="any")
+    if len(complete) < MIN_DAYS:
+        raise ValueError(f"losses has {len(complete)} days without NaN; SPA and MCS need at least {MIN_DAYS}")
+    return complete
+
+
+def _long_run_variance(d: np.ndarray, block_size: int) -> np.ndarray:
+    """Long-run variance of each column of ``d`` [T, k] as the stationary bootstrap sees it.
+
+    Politis & Romano (1994) kernel, the estimator of Hansen (2005, eq. 8) and of arch's SPA:
+    ``gamma_0 + 2 sum_i kappa_i gamma_i`` with ``kappa_i = (1 - i/T) q^i + (i/T) q^(T-i)``,
+    ``q = 1 - 1/block_size``. Autocovariances via a zero-padded FFT.
+    """
+    t = d.shape[0]
+    centred = d - d.mean(axis=0)
+    spectrum = np.fft.rfft(centred, n=2 * t, axis=0)
+    gamma = np.fft.irfft(spectrum * np.conj(spectrum), n=2 * t, axis=0)[:t] / t   # [T, k], lag 0..T-1
+    i = np.arange(1, t)
+    q = 1.0 - 1.0 / block_size
+    kappa = (1 - i / t) * q ** i + (i / t) * q ** (t - i)                       # [T-1]
+    return gamma[0] + 2 * kappa @ gamma[1:]
+
+
+def spa_test(losses: pd.DataFrame, benchmark: str, *, block_size: int | None = None, reps: int = 1000,
+             seed: int | None = 0, studentize: bool = True) -> dict:
+    """Hansen's (2005) test of Superior Predictive Ability: is any model better than ``benchmark``?
+
+    ``losses`` [T days, models]: daily losses (e.g. squared errors) aligned by day, one column
+    per model, ``benchmark`` one of them. H0: no model has a lower expected loss than the
+    benchmark. With ``d_k = L_benchmark - L_k`` the statistic is ``max_k sqrt(T) mean(d_k) / omega_k``
+    (``omega_k``: long-run standard deviation, :func:`_long_run_variance`); its null distribution
+    comes from ``arch.bootstrap.SPA`` (stationary bootstrap, ``reps`` draws, mean block
+    ``block_size``, default :func:`default_block_size`, ``seed`` for reproducibility).
+
+    arch 8.0's ``SPA`` never divides by ``omega_k`` (its ``studentize`` flag only names the
+    method), so with ``studentize=True`` the loss differentials are studentized here before it
+    sees them, which gives Hansen's statistic and his recentring rule unchanged; with ``False``
+    arch's raw-mean statistic (White's Reality Check with Hansen's recentring).
+
+    Returns ``{"pvalue": consistent p-value, "pvalue_lower", "pvalue_upper", "statistic",
+    "benchmark", "block_size", "reps", "n_days"}``; ``statistic`` is the studentized maximum
+    above either way (not truncated at 0: negative when every model is worse). Days with a NaN in any column are dropped
+    first (``n_days`` counts those left). Models whose loss equals the benchmark's every day
+    cannot be better and are left out (arch would report p = 0 for them); if no model is left,
+    every p-value is 1.0. A model better by the same amount every day gives p-values 0.0.
+    """
+    from arch.bootstrap import SPA  # arch is slow to import: only when asked
+
+    complete = _complete_losses(losses)
+    if benchmark not in complete.columns:
+        raise ValueError(f"benchmark={benchmark!r} is not a column of losses: {list(complete.columns)}")
+    if complete.shape[1] < 2:
+        raise ValueError(f"losses needs the benchmark and at least one other model, got {list(complete.columns)}")
+    t = len(complete)
+    block = default_block_size(t) if block_size is None else int(block_size)
+    if block < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    d = complete[benchmark].to_numpy()[:, None] - complete.drop(columns=benchmark).to_numpy()   # [T, k]
+    out = {"benchmark": benchmark, "block_size": block, "reps": int(reps), "n_days": t}
+    constant = np.all(d == d[0], axis=0)                                                        # [k]
+    if np.any(constant & (d[0] > 0)):
+        return {"pvalue": 0.0, "pvalue_lower": 0.0, "pvalue_upper": 0.0, "statistic": float("inf"), **out}
+    d = d[:, ~constant]
+    if d.shape[1] == 0:
+        return {"pvalue": 1.0, "pvalue_lower": 1.0, "pvalue_upper": 1.0, "statistic": float("nan"), **out}
+    omega = np.sqrt(np.maximum(_long_run_variance(d, block), 0.0))
+    omega = np.where(omega > 0, omega, d.std(axis=0))                                           # [k], > 0
+    scaled = d / omega if studentize else d
+    # arch's SPA takes (benchmark, models) losses and tests benchmark - models: feed it 0 - (-scaled).
+    spa = SPA(np.zeros(t), -scaled, block_size=block, reps=reps, bootstrap="stationary", seed=seed)
+    spa.compute()
+    p = spa.pvalues
+    stat = float(np.max(math.sqrt(t) * d.mean(axis=0) / omega))
+    return {"pvalue": float(p["consistent"]), "pvalue_lower": float(p["lower"]), "pvalue_upper": float(p["upper"]),
+            "statistic": stat, **out}
+
+
+def model_confidence_set(losses: pd.DataFrame, size: float = 0.10, *, block_size: int | None = None,
+                         reps: int = 1000, seed: int | None = 0, method: str = "R") -> dict[str, dict]:
+    """Hansen, Lunde & Nason's (2011) Model Confidence Set at level ``1 - size`` (90% by default).
+
+    ``losses`` [T days, models]: daily losses aligned by day, one column per model. Models are
+    eliminated one by one while the test of equal expected loss rejects (``arch.bootstrap.MCS``,
+    range statistic ``T_R`` with ``method="R"``, stationary bootstrap with mean block
+    ``block_size``, default :func:`default_block_size`, ``reps`` draws, ``seed``). Returns, per
+    column, ``{"in_mcs": mcs_pvalue > size, "mcs_pvalue": the MCS p-value}``.
+
+    Days with a NaN in any column are dropped first. Columns with identical losses every day
+    cannot be told apart: they are tested as one model and share its result (arch itself fails
+    on them). A single distinct model is the whole set (p-value 1.0).
+    """
+    from arch.bootstrap import MCS  # arch is slow to import: only when asked
+
+    if not 0 < size < 1:
+        raise ValueError(f"size must be in (0, 1), got {size}")
+    complete = _complete_losses(losses)
+    block = default_block_size(len(complete)) if block_size is None else int(block_size)
+    if block < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    representative: dict[str, str] = {}                   # column -> first column with the same losses
+    seen: dict[bytes, str] = {}
+    for name in complete.columns:
+        representative[name] = seen.setdefault((complete[name].to_numpy() + 0.0).tobytes(), name)  # -0.0 -> 0.0
+    distinct = list(dict.fromkeys(representative.values()))
+    if len(distinct) == 1:
+        pvalues = {distinct[0]: 1.0}
+    else:
+        mcs = MCS(complete[distinct], size, reps=reps, block_size=block, method=method, bootstrap="stationary",
+                  seed=seed)
+        mcs.compute()
+        pvalues = {name: float(p) for name, p in mcs.pvalues["Pvalue"].items()}
+    return {name: {"in_mcs": bool(pvalues[rep] > size), "mcs_pvalue": pvalues[rep]}
+            for name, rep in representative.items()}
 
 
 # ---------------------------------------------------------------- trading

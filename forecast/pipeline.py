@@ -24,7 +24,7 @@ from .models import get_entry
 from .report import plot_forecasts, text_table
 from .scoring import NAIVE, prediction_frame, score
 
-TABLE_COLUMNS = ["rmse", "mae", "r2_oos", "dir_acc", "dm_pvalue"]
+TABLE_COLUMNS = ["rmse", "mae", "r2_oos", "dir_acc", "always_up_hit_rate", "pt_pvalue", "dm_pvalue"]
 
 
 @dataclass

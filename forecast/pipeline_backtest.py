@@ -19,45 +19,14 @@ from . import tracking
 from .backtest import make_folds, plan_units, run_backtest_units
 from .config import BacktestConfig, to_flat_dict
 from .errors import ForecastError
-from .metrics import trading_metrics, trading_returns
+from .evaluation import HIGHER_IS_BETTER, leaderboard, multiple_comparison, trading_table
 from .models import get_entry, parse_models
 from .pipeline import data_tags, default_out_dir, load_series, write_config
 from .report import (html_report, plot_cumulative_sse_difference, plot_equity, plot_fold_bars, plot_forecasts,
                      text_table)
-from .scoring import NAIVE, first_step, prediction_frame, score
+from .scoring import NAIVE, prediction_frame, score
 
 TAG_MODEL_RUN = "backtest-model"
-HIGHER_IS_BETTER = {"r2_oos", "dir_acc", "sharpe_long_flat", "sharpe_long_short", "cagr_long_flat", "cagr_long_short"}
-
-
-def verdict(model: str, metrics: dict[str, float], level: float = 0.05) -> str:
-    """Plain words from the Diebold-Mariano test against naive."""
-    if model == NAIVE:
-        return "benchmark"
-    p, stat = metrics.get("dm_pvalue", float("nan")), metrics.get("dm_stat", float("nan"))
-    if p < level:
-        return "better than naive (5%)" if stat < 0 else "worse than naive (5%)"
-    return "no better than naive"
-
-
-def trading_table(frame: pd.DataFrame, cost_bps: float) -> tuple[dict[str, dict[str, float]], dict[str, pd.Series]]:
-    """Sign-of-forecast trading rules per model, and buy-and-hold, on the step-1 forecasts."""
-    step1 = first_step(frame)
-    out, curves = {}, {}
-    for model, rows in step1.groupby("model", sort=False):
-        if model == NAIVE:
-            continue
-        y, p = rows["y_true"].to_numpy(), rows["y_pred"].to_numpy()
-        for mode in ("long_flat", "long_short"):
-            r, pos = trading_returns(y, p, mode, cost_bps)
-            out.setdefault(model, {}).update({f"{k}_{mode}": v for k, v in trading_metrics(r, pos).items()})
-            if mode == "long_flat":
-                curves[f"{model} (long/flat)"] = pd.Series(np.exp(np.cumsum(r)), index=rows["date"].to_numpy())
-    naive_rows = step1[step1["model"] == NAIVE]
-    hold = naive_rows["y_true"].to_numpy()
-    out["buy_and_hold"] = trading_metrics(hold, np.ones_like(hold))
-    curves["buy_and_hold"] = pd.Series(np.exp(np.cumsum(hold)), index=naive_rows["date"].to_numpy())
-    return out, curves
 
 
 @dataclass
@@ -95,7 +64,10 @@ def run_backtest(cfg: BacktestConfig, echo: Callable[[str], None] = print) -> Ba
     per_fold = pd.DataFrame([{"model": m, "fold": f, **vals} for f, part in frame.groupby("fold")
                              for m, vals in score(part, d.target, d.horizon).items()])
     trading, curves = trading_table(frame, b.cost_bps) if d.target == "return" else ({}, {})
-    board = leaderboard(metrics, trading)
+    spa, mcs = multiple_comparison(frame, seed=cfg.train.seed)
+    for model, membership in mcs.items():
+        metrics[model].update(membership)
+    board = leaderboard(metrics, trading, spa)
     seconds = pd.DataFrame([(r.model, r.seconds) for r in results], columns=["model", "s"]).groupby("model")["s"].sum()
     board["fit_seconds"] = board["model"].map(seconds)
 
@@ -110,6 +82,7 @@ def run_backtest(cfg: BacktestConfig, echo: Callable[[str], None] = print) -> Ba
         "per_fold": {str(f): {r["model"]: clean({k: v for k, v in r.items() if k not in ("model", "fold")})
                               for _, r in part.iterrows()} for f, part in per_fold.groupby("fold")},
         "trading": {m: clean(v) for m, v in trading.items()},
+        "spa": clean(spa),
         "verdicts": dict(zip(board["model"], board["verdict"])),
     }, indent=2))
     write_config(cfg, out / "config.yaml")
@@ -117,7 +90,13 @@ def run_backtest(cfg: BacktestConfig, echo: Callable[[str], None] = print) -> Ba
     intro = [history.describe(), f"Target: {d.target}; lookback {d.lookback}, horizon {d.horizon}; {len(folds)} folds "
              f"refit every {b.refit_every} days ({b.window} window) from {first:%Y-%m-%d} to {last:%Y-%m-%d}.",
              "Every model is refit with its scaler on data strictly before each fold; R2 vs naive is "
-             "1 - SSE_model / SSE_naive; DM: Diebold-Mariano test of equal squared error vs naive (HLN corrected)."]
+             "1 - SSE_model / SSE_naive; DM: Diebold-Mariano test of equal squared error vs naive (HLN corrected), "
+             "the pairwise test.",
+             f"Verdicts test all models at once on their daily squared errors (stationary block bootstrap): "
+             f"Hansen's SPA asks whether any model beats naive (p = {spa['pvalue']:.3f}); the Model Confidence "
+             f"Set (90%) keeps the models that cannot be told apart from the best. Directional accuracy is "
+             f"tested with Pesaran-Timmermann (PT p, one-sided), whose null keeps how often the market and the "
+             f"forecast go up; 'always up' is the hit rate of a forecast that always says up."]
     tables = [("Leaderboard", board)]
     if trading:
         tables.append((f"Trading (sign of the forecast, {b.cost_bps:g} bps per unit turnover)",
@@ -127,20 +106,15 @@ def run_backtest(cfg: BacktestConfig, echo: Callable[[str], None] = print) -> Ba
 
     run_id = _track(cfg, history, series, metrics, per_fold, trading, board, out) if cfg.track else None
     echo(f"\nleaderboard ({len(frame[frame['model'] == NAIVE])} forecast days, sorted by R2 vs naive):")
-    cols = ["rmse", "mae", "r2_oos", "dir_acc", "dir_acc_pvalue", "dm_stat", "dm_pvalue"]
+    cols = ["rmse", "mae", "r2_oos", "dir_acc", "always_up_hit_rate", "pt_pvalue", "dm_pvalue", "mcs_pvalue"]
     cols += ["qlike"] if d.target == "volatility" else (["sharpe_long_flat"] if trading else [])
     echo(text_table(board.to_dict("records"), cols + ["fit_seconds", "verdict"]))
+    echo(f"SPA (is any model better than naive?): p = {spa['pvalue']:.3f}; MCS at 90%: "
+         f"{', '.join(m for m, v in mcs.items() if v['in_mcs'])}")
     echo(f"\noutputs: {out}/ (report.html, predictions.csv, metrics.csv, metrics.json, figures)")
     if run_id:
         echo(f"mlflow: parent run {run_id} with one nested run per model ({tracking.tracking_uri()})")
     return BacktestResult(frame, metrics, per_fold, trading, board, out, run_id)
-
-
-def leaderboard(metrics: dict[str, dict[str, float]], trading: dict[str, dict[str, float]]) -> pd.DataFrame:
-    rows = [{"model": m, **v, **{k: val for k, val in trading.get(m, {}).items() if k.startswith("sharpe")},
-             "verdict": verdict(m, v)} for m, v in metrics.items()]
-    board = pd.DataFrame(rows)
-    return board.sort_values("r2_oos", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 
 def _figures(frame, per_fold, curves, out: Path, d, b) -> list[tuple[str, Path]]:

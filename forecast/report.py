@@ -14,7 +14,8 @@ from .scoring import first_step
 
 METRIC_LABELS = {
     "rmse": "RMSE", "mae": "MAE", "r2_oos": "R2 vs naive", "dir_acc": "Dir. acc",
-    "dir_acc_pvalue": "Dir. p", "dm_stat": "DM stat", "dm_pvalue": "DM p", "qlike": "QLIKE",
+    "always_up_hit_rate": "Always up", "pt_stat": "PT stat", "pt_pvalue": "PT p", "dm_stat": "DM stat",
+    "dm_pvalue": "DM p", "mcs_pvalue": "MCS p", "in_mcs": "in MCS", "qlike": "QLIKE",
     "sharpe_long_flat": "Sharpe L/F", "sharpe_long_short": "Sharpe L/S", "fit_seconds": "fit s",
 }
 
@@ -28,7 +29,7 @@ def _fmt(value, key: str = "") -> str:
         return f"{value:.6f}"
     if key in ("r2_oos",):
         return f"{value:+.4f}"
-    if key == "dir_acc":
+    if key in ("dir_acc", "always_up_hit_rate"):
         return f"{100 * value:.1f}%"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -102,6 +103,13 @@ def test_no_model_finds_skill_in_a_random_walk():
     result = synthetic_backtest("rw", 1600, "lstm,ridge,mean,naive", hidden=8, epochs=4)
     for model, metrics in result.metrics.items():
         assert metrics["r2_oos"] < 0.01, model
+    saved = json.loads((result.out_dir / "metrics.json").read_text())
+    assert saved["spa"]["benchmark"] == "naive" and saved["spa"]["pvalue"] > 0.05
+    for model, values in saved["overall"].items():
+        assert {"pt_stat", "pt_pvalue", "always_up_hit_rate", "in_mcs", "mcs_pvalue"} <= set(values), model
+        assert "dir_acc_pvalue" not in values
+    assert saved["overall"]["naive"]["in_mcs"] is True
+    assert "better than naive (SPA, MCS)" not in saved["verdicts"].values()
 
 
 def test_networks_reach_the_best_possible_error_on_ar2():
@@ -116,7 +124,7 @@ def test_networks_reach_the_best_possible_error_on_ar2():
     optimum = np.sqrt(np.mean(noise[-len(y):] ** 2))
     for model in ("gru", "lstm", "ridge"):
         assert result.metrics[model]["rmse"] / optimum < 1.05, (model, result.metrics[model]["rmse"])
-        assert result.leaderboard.set_index("model").loc[model, "verdict"] == "better than naive (5%)"
+        assert result.leaderboard.set_index("model").loc[model, "verdict"] == "better than naive (SPA, MCS)"
     assert result.metrics["naive"]["rmse"] / optimum > 1.1
 
 
