@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from forecast.config import DataConfig, ModelConfig, TrainConfig
+from forecast.config import NetworkConfig, TrainConfig
 from forecast.data.datamodule import WindowDataModule
-from forecast.data.ingest import load_history
+from forecast.data.ingest import load_ticker
 from forecast.data.windows import build_series, time_split
+from forecast.forecasters import FitContext, make_forecaster
 from forecast.models import get_entry
-from forecast.train import FitContext, make_forecaster
 
 
 def plain_loop(dm: WindowDataModule, epochs: int, batch: int, device: str, seed: int) -> float:
@@ -67,7 +67,7 @@ def plain_loop(dm: WindowDataModule, epochs: int, batch: int, device: str, seed:
 
 def toolkit(series, split, epochs: int, batch: int, accelerator: str, seed: int) -> float:
     train = TrainConfig(max_epochs=epochs, batch_size=batch, patience=epochs + 1, accelerator=accelerator, seed=seed)
-    model = make_forecaster(get_entry("lstm"), ModelConfig(hidden_size=64), train,
+    model = make_forecaster(get_entry("lstm"), NetworkConfig(hidden_size=64), train,
                             FitContext(series.feature_names, "return", 30, 1), progress=False)
     start = time.perf_counter()
     model.fit(series, split)
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--skip-cli", action="store_true", help="skip timing the default `forecast fit`")
     args = parser.parse_args()
 
-    series = build_series(load_history(DataConfig(offline=True)), "return", ["returns"])
+    series = build_series(load_ticker("^GSPC", offline=True), "return", ["returns"])
     split = time_split(len(series), 30, 1, 0.15, 0.15)
     dm = WindowDataModule(series, 30, 1, args.batch_size, split=split)
     dm.setup("fit")

@@ -1,18 +1,63 @@
-"""``forecast`` command line: parse, call the library, print.
+"""``forecast`` command line: one table from command name to settings and entry function.
 
-Heavy libraries (torch, Lightning, MLflow) are imported inside the commands that
-need them, so ``--help`` and argument errors answer at once.
+Every command is a typed entry function in ``forecast/commands/`` (callable from a
+notebook too) that takes one settings object from ``config.py``. The parser is built
+from those settings, so choices and defaults are declared once. Heavy libraries
+(torch, Lightning, MLflow) are imported by the commands, so ``--help`` and argument
+errors answer at once. Logging and warning settings are made here, in ``main``, never
+on import.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
+import logging
+import os
 import sys
-from dataclasses import MISSING
+import warnings
+from dataclasses import MISSING, dataclass
 
 from . import config as C
 from .errors import ForecastError
+from .settings_io import field_type, flag_name, resolve, scalar_fields, section_defaults, section_fields, to_yaml
+
+
+@dataclass(frozen=True)
+class Command:
+    settings: type | None        # the settings class the entry function takes
+    entry: str                   # "module:function" under forecast.commands
+    help: str
+    description: str
+    print_config: bool = False   # offers --print-config
+
+
+COMMANDS: dict[str, Command] = {
+    "fit": Command(C.FitConfig, "fit:fit", "train one model, score it on the test period next to the naive forecast",
+                   "Train a model on the train part, early-stop on validation, report test metrics next to the naive "
+                   "(zero return) forecast, and log the run to MLflow.", print_config=True),
+    "predict": Command(C.PredictConfig, "predict:predict", "forecast the next trading day with a logged model",
+                       "Load a model logged by `forecast fit` (default: the newest finished run for the ticker), take "
+                       "the latest data and forecast the next NYSE trading day."),
+    "backtest": Command(C.BacktestConfig, "backtest:backtest",
+                        "walk-forward backtest of several models, with report and MLflow runs",
+                        "Refit every model on data strictly before each fold, forecast the fold one step ahead, and "
+                        "judge all models against the naive forecast (SPA, model confidence set, Diebold-Mariano).",
+                        print_config=True),
+    "compare": Command(C.CompareConfig, "compare:compare", "leaderboard across backtests stored in MLflow",
+                       "Read finished backtests from MLflow and rank every model run by a metric."),
+    "bench": Command(C.BenchConfig, "lab:bench", "models on simulated series with a known best possible error",
+                     "Fit models on simulated series (rw, ar2, longmem at several lags, tar) with the same training "
+                     "recipe as every other command, and print RMSE divided by the noise's standard deviation, the "
+                     "best any forecast can do.", print_config=True),
+    "diagnose gradients": Command(C.DiagnoseConfig, "lab:gradients",
+                                  "gradient of the last output w.r.t. inputs k steps back",
+                                  "For a batch of windows, the norm of the gradient of the last output with respect "
+                                  "to the input k steps back, at initialisation and after training: the vanishing "
+                                  "gradient of plain RNNs, made visible.", print_config=True),
+    "models": Command(None, "", "list the models in the registry", "List the model registry: networks and baselines."),
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -33,168 +78,112 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
-def _add_fields(parser: argparse.ArgumentParser, cls: type, title: str, skip: tuple[str, ...] = (),
-                defaults: object | None = None) -> None:
+def _add_fields(parser: argparse.ArgumentParser, cls: type, title: str, defaults: object | None = None) -> None:
     group = parser.add_argument_group(title)
-    for f in C.scalar_fields(cls):
-        if f.name in skip:
-            continue
-        tp = C.field_type(cls, f.name)
-        default = getattr(defaults, f.name) if defaults is not None else (f.default if f.default is not MISSING else None)
-        help_text = f.metadata.get("help", "") + ("" if default in (None, "") else f" (default: {default})")
+    for f in scalar_fields(cls):
+        ft = field_type(cls, f.name)
+        default = getattr(defaults, f.name) if defaults is not None else (
+            f.default if f.default is not MISSING else f.default_factory() if f.default_factory is not MISSING else None)
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        allowed = ft.describe() if ft.choices or ft.is_list else ""
+        help_text = f.metadata.get("help", "") + (f"; {allowed}" if allowed else "") + (
+            "" if shown in (None, "") else f" (default: {shown})")
         kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
-        if tp is bool:
-            group.add_argument(C.flag_name(f.name), action=argparse.BooleanOptionalAction, **kwargs)
+        if ft.scalar is bool and not ft.is_list:
+            group.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, **kwargs)
+        elif ft.is_list or ft.choices:
+            group.add_argument(flag_name(f.name), type=str, metavar=ft.metavar, **kwargs)
         else:
-            group.add_argument(C.flag_name(f.name), type=tp, choices=f.metadata.get("choices"),
-                               metavar=tp.__name__.upper(), **kwargs)
+            group.add_argument(flag_name(f.name), type=ft.scalar, metavar=ft.metavar, **kwargs)
 
 
-def _add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """Every field of a (nested) config class as a flag, grouped by section."""
+def _add_settings(parser: argparse.ArgumentParser, command: Command) -> None:
+    """Every field of a (nested) settings class as a flag, grouped by section."""
     parser.add_argument("--config", metavar="YAML", help="YAML file of settings (see configs/); flags override it")
-    for f in C.section_fields(cls):
-        base = C.section_defaults(cls, f.name)
-        _add_fields(parser, type(base), f"{f.name} settings", skip, base)
-    _add_fields(parser, cls, "output", skip)
-
-
-def _resolve(cls: type, args: argparse.Namespace):
-    values = vars(args).copy()
-    values.pop("command", None)
-    values.pop("handler", None)
-    values.pop("what", None)
-    path = values.pop("config", None)
-    return C.resolve(cls, path, values)
-
-
-# ---------------------------------------------------------------- commands
-
-def cmd_fit(args) -> int:
-    from .pipeline import run_fit
-
-    run_fit(_resolve(C.FitConfig, args))
-    return 0
-
-
-def cmd_predict(args) -> int:
-    from .pipeline import run_predict
-
-    data = C.DataConfig(ticker=args.ticker, csv=args.csv, offline=args.offline, cache_dir=args.cache_dir)
-    run_predict(data, args.run_id)
-    return 0
-
-
-def cmd_backtest(args) -> int:
-    from .pipeline_backtest import run_backtest
-
-    run_backtest(_resolve(C.BacktestConfig, args))
-    return 0
-
-
-def cmd_compare(args) -> int:
-    from .pipeline_backtest import run_compare
-
-    run_compare(ticker=args.ticker, experiment=args.experiment, metric=args.metric)
-    return 0
-
-
-def cmd_diagnose(args) -> int:
-    from .laboratory import gradient_flow
-    from .laboratory_config import DiagnoseConfig
-
-    gradient_flow(_resolve(DiagnoseConfig, args))
-    return 0
-
-
-def cmd_bench(args) -> int:
-    from .laboratory import known_optimum_bench
-    from .laboratory_config import BenchConfig
-
-    known_optimum_bench(_resolve(BenchConfig, args))
-    return 0
-
-
-def cmd_models(args) -> int:
-    from .models import REGISTRY
-
-    width = max(len(n) for n in REGISTRY)
-    for name, e in REGISTRY.items():
-        print(f"{name.ljust(width)}  {e.kind:<8}  {e.doc}  [targets: {', '.join(e.targets)}]")
-    return 0
+    if command.print_config:
+        parser.add_argument("--print-config", action="store_true",
+                            help="print the resolved settings as YAML (what --config reads) and exit")
+    cls = command.settings
+    _add_fields(parser, cls, "run settings" if section_fields(cls) else "settings")
+    for f in section_fields(cls):
+        base = section_defaults(cls, f.name)
+        _add_fields(parser, type(base), f"{f.name} settings", base)
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="forecast", description=(
-        "Forecast stock index series (S&P 500 by default) with recurrent networks (RNN, LSTM, GRU), "
-        "backtest them walk-forward against honest baselines, and track every run in MLflow."),
+        "Forecast stock index series (S&P 500 by default) with recurrent networks (RNN, LSTM, GRU, Greff's LSTM "
+        "variants), backtest them walk-forward against honest baselines, and track every run in MLflow."),
         epilog="Data: downloads from Yahoo, else the local cache, else the bundled ^GSPC 1999-2018 history. "
                "Runs go to ./mlflow.db and ./mlruns (or $MLFLOW_TRACKING_URI): `mlflow ui --backend-store-uri sqlite:///mlflow.db`.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-
-    fit = sub.add_parser("fit", help="train one model, score it on the test period next to the naive forecast",
-                         description="Train a model on the train part, early-stop on validation, report test metrics "
-                                     "next to the naive (zero return) forecast, and log the run to MLflow.")
-    _add_config_flags(fit, C.FitConfig)
-    fit.set_defaults(handler=cmd_fit)
-
-    predict = sub.add_parser("predict", help="forecast the next trading day with a logged model",
-                             description="Load a model logged by `forecast fit` (default: the newest finished run for "
-                                         "the ticker), take the latest data and forecast the next trading day.")
-    predict.add_argument("--ticker", default="^GSPC", help="ticker whose latest fit run to use (default: ^GSPC)")
-    predict.add_argument("--csv", help="take the latest data from this CSV instead of downloading")
-    predict.add_argument("--run-id", help="MLflow run id of the model (default: the newest fit of the ticker)")
-    predict.add_argument("--offline", action="store_true", help="do not try to download; use cache or bundled data")
-    predict.add_argument("--cache-dir", help="download cache folder")
-    predict.set_defaults(handler=cmd_predict)
-
-    backtest = sub.add_parser("backtest", help="walk-forward backtest of several models, with report and MLflow runs",
-                              description="Refit every model on data strictly before each fold, forecast the fold "
-                                          "one step ahead, and compare all models with the naive forecast.")
-    _add_config_flags(backtest, C.BacktestConfig, skip=("model",))  # --models picks them
-    backtest.set_defaults(handler=cmd_backtest)
-
-    compare = sub.add_parser("compare", help="leaderboard across backtests stored in MLflow",
-                             description="Read finished backtests from MLflow and rank every model run by a metric.")
-    compare.add_argument("--ticker", help="only runs of this ticker (or data source)")
-    compare.add_argument("--experiment", help="only this MLflow experiment")
-    compare.add_argument("--metric", default="r2_oos", help="metric to rank by (default: r2_oos, higher is better)")
-    compare.set_defaults(handler=cmd_compare)
-
-    from .laboratory_config import BenchConfig, DiagnoseConfig
-
-    diagnose = sub.add_parser("diagnose", help="laboratory diagnostics of the recurrent networks",
-                              description="Diagnostics that show how recurrent networks learn.")
-    what = diagnose.add_subparsers(dest="what", metavar="WHAT", parser_class=Parser, required=True)
-    gradients = what.add_parser("gradients", help="gradient of the last output w.r.t. inputs k steps back",
-                                description="For a batch of windows, the norm of the gradient of the last output "
-                                            "with respect to the input k steps back, at initialisation and after "
-                                            "training: the vanishing gradient of plain RNNs, made visible.")
-    _add_config_flags(gradients, DiagnoseConfig, skip=("model",))
-    gradients.set_defaults(handler=cmd_diagnose)
-
-    bench = sub.add_parser("bench", help="models on simulated series with a known best possible error",
-                           description="Fit models on simulated series (rw, ar2, longmem) and print RMSE divided by "
-                                       "the noise's standard deviation, the best any forecast can do.")
-    _add_config_flags(bench, BenchConfig, skip=("model",))
-    bench.set_defaults(handler=cmd_bench)
-
-    models = sub.add_parser("models", help="list the models in the registry")
-    models.set_defaults(handler=cmd_models)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for name, command in COMMANDS.items():
+        head, _, tail = name.partition(" ")
+        where = sub
+        if tail:  # a command with a sub-command, e.g. `diagnose gradients`
+            if head not in groups:
+                group = sub.add_parser(head, help="laboratory diagnostics of the recurrent networks",
+                                       description="Diagnostics that show how recurrent networks learn.")
+                groups[head] = group.add_subparsers(dest="what", metavar="WHAT", parser_class=Parser, required=True)
+            where = groups[head]
+        child = where.add_parser(tail or head, help=command.help, description=command.description)
+        if command.settings is not None:
+            _add_settings(child, command)
+        child.set_defaults(command_name=name)
     return parser
+
+
+def list_models(echo=print) -> None:
+    from .models import REGISTRY
+
+    width = max(len(n) for n in REGISTRY)
+    for name, e in REGISTRY.items():
+        echo(f"{name.ljust(width)}  {e.kind:<8}  {e.doc}  [targets: {', '.join(e.targets)}]")
+
+
+def configure_output() -> None:
+    """What the user sees: our lines on stdout, library warnings only when they matter."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")           # migrations, run links
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Lightning adds its own INFO handler unless the root logger has one: give it ours, at WARNING.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    for message in (r".*does not have many workers.*",          # batches come from tensors in memory, not workers
+                    r".*LeafSpec.*", r".*isinstance\(treespec, LeafSpec\).*",   # Lightning vs torch's pytree
+                    r".*number of training batches .* is smaller than the logging interval.*"):
+        warnings.filterwarnings("ignore", message=message)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    name = getattr(args, "command_name", None)
     if extra:  # let the subcommand's parser report it, so the hint names its own flags
         chosen = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None), parser)
+        if getattr(args, "what", None):
+            chosen = chosen._subparsers._group_actions[0].choices[args.what]
         chosen.error(f"unrecognized arguments: {' '.join(extra)}")
-    if not getattr(args, "handler", None):
+    if name is None:
         parser.print_help()
         return 0
+    command = COMMANDS[name]
+    configure_output()
     try:
-        return args.handler(args)
+        if command.settings is None:
+            list_models()
+            return 0
+        values = {k: v for k, v in vars(args).items() if k not in ("command", "command_name", "what", "config",
+                                                                     "print_config")}
+        settings = resolve(command.settings, getattr(args, "config", None), values)
+        if getattr(args, "print_config", False):
+            print(to_yaml(settings), end="")
+            return 0
+        module, function = command.entry.split(":")
+        getattr(importlib.import_module(f"forecast.commands.{module}"), function)(settings)
+        return 0
     except ForecastError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .scoring import first_step
+from .evaluation import first_step
 
 METRIC_LABELS = {
     "rmse": "RMSE", "mae": "MAE", "r2_oos": "R2 vs naive", "dir_acc": "Dir. acc",
@@ -155,4 +155,50 @@ def html_report(path: Path, title: str, intro: list[str], tables: list[tuple[str
         parts += [f"<h2>{html.escape(heading)}</h2>", f"<img alt='{html.escape(heading)}' src='data:image/png;base64,{data}'>"]
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def plot_gradient_flow(frame: pd.DataFrame, path: Path, title: str) -> Path:
+    """|d output / d input k steps back| per model, at initialisation and after training (log scale)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, stage in zip(axes, ("init", "trained")):
+        for model, rows in frame[frame["stage"] == stage].groupby("model", sort=False):
+            ax.semilogy(rows["k"], rows["grad_norm"].clip(lower=1e-30), label=model)
+        ax.set_title(f"at {'initialisation' if stage == 'init' else 'the end of training'}")
+        ax.set_xlabel("k: steps back from the last input")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("mean ||d output / d input||")
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_bench(frame: pd.DataFrame, path: Path, title: str) -> Path:
+    """RMSE / optimum against the dependency's lag, one line per model: median over seeds, range shaded."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    stats = frame.groupby(["model", "lag"], sort=False)["rmse_over_opt"].agg(["median", "min", "max"]).reset_index()
+    for model, rows in stats.groupby("model", sort=False):
+        rows = rows.sort_values("lag")
+        lags = rows["lag"].astype(float).to_numpy()
+        style = dict(color="0.5", ls="--") if model == "zero" else {}
+        line, = ax.plot(lags, rows["median"], marker="o", label=model, **style)
+        ax.fill_between(lags, rows["min"], rows["max"], color=line.get_color(), alpha=0.15)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ticks = sorted(frame["lag"].dropna().astype(int).unique())
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("lag L of the dependency r_t = 0.8 r_(t-L) + e_t")
+    ax.set_ylabel("test RMSE / best possible RMSE")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
     return path

@@ -7,10 +7,8 @@ tracking server.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +23,6 @@ def _mlflow():
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
-    # MLflow sets up its loggers on import: quiet them afterwards (migrations, pickle notices).
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="mlflow")
     return mlflow
 
 
@@ -45,7 +39,7 @@ def log_history(history: list[dict[str, float]], prefix: str = "") -> None:
     """Per-epoch losses as metric curves (step = epoch)."""
     mlflow = _mlflow()
     for row in history:
-        values = {f"{prefix}{k}": v for k, v in row.items() if k != "epoch"}
+        values = {f"{prefix}{k}": v for k, v in row.items() if k not in ("epoch", "seed")}
         if values:
             mlflow.log_metrics(_finite(values), step=int(row["epoch"]))
 
@@ -79,12 +73,26 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str], params: dict
     return run
 
 
+def end_run(status: str = "FINISHED") -> None:
+    """Close the active run as FINISHED, FAILED or KILLED."""
+    _mlflow().end_run(status=status)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    _mlflow().set_tags({k: str(v) for k, v in tags.items()})
+
+
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    _mlflow().log_metrics(_finite(metrics), step=step)
+    values = _finite(metrics)
+    if values:
+        _mlflow().log_metrics(values, step=step)
 
 
-def log_artifacts(folder: str | Path) -> None:
-    _mlflow().log_artifacts(str(folder))
+def log_files(paths: list[Path]) -> None:
+    """Exactly these files as artifacts of the active run (never a whole folder)."""
+    mlflow = _mlflow()
+    for path in paths:
+        mlflow.log_artifact(str(path))
 
 
 def tracking_uri() -> str:
@@ -131,6 +139,10 @@ def load_network(run_id: str):
         raise ForecastError(f"run {run_id} has no loadable model ({type(err).__name__}); is it a fit run?") from None
 
 
-def clean(value: float) -> float | None:
-    """JSON-safe number (NaN -> None)."""
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+def clean(value: Any) -> Any:
+    """JSON-safe value: NaN -> None, numpy scalars -> Python, dicts cleaned inside."""
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value

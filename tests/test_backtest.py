@@ -11,16 +11,17 @@ import pytest
 from sklearn.preprocessing import StandardScaler
 
 from forecast.cli import main
-from forecast.config import BacktestConfig, BacktestSettings, DataConfig, ModelConfig, TrainConfig
+from forecast.commands.backtest import backtest as run_backtest
+from forecast.commands.common import load_history
+from forecast.commands.compare import compare as run_compare
+from forecast.config import BacktestConfig, BacktestSettings, CompareConfig, DataConfig, NetworkConfig, TrainConfig
 from forecast.data.datamodule import WindowDataModule, training_rows
-from forecast.data.ingest import load_history
 from forecast.data.windows import build_series
-from forecast.backtest import make_folds
+from forecast.walkforward import make_folds
 from forecast.errors import ForecastError
-from forecast.pipeline_backtest import run_backtest, run_compare
 
 QUIET = dict(echo=lambda line: None)
-TINY_NET = ModelConfig(hidden_size=4)
+TINY_NET = NetworkConfig(hidden_size=4)
 TINY_TRAIN = TrainConfig(max_epochs=2, patience=1, batch_size=64, accelerator="cpu", seed=3)
 
 
@@ -38,7 +39,7 @@ def write_prices(path, n=700, seed=0, perturb_after=None):
 
 
 def backtest(csv, models="lstm,ridge,mean,naive", jobs=1, out="bt", track=False, **settings):
-    cfg = BacktestConfig(data=DataConfig(csv=str(csv), lookback=10), model=TINY_NET, train=TINY_TRAIN,
+    cfg = BacktestConfig(data=DataConfig(csv=str(csv), lookback=10), network=TINY_NET, train=TINY_TRAIN,
                          backtest=BacktestSettings(models=models, refit_every=100, test_start="2011-06-01", jobs=jobs,
                                                    **settings), out=out, track=track)
     return run_backtest(cfg, **QUIET)
@@ -93,7 +94,7 @@ def test_warm_start_chains_the_folds(tmp_path):
 def synthetic_backtest(kind, n, models, hidden, epochs, lookback=10):
     cfg = BacktestConfig(
         data=DataConfig(synthetic=kind, synthetic_length=n, synthetic_noise=0.01, synthetic_seed=5, lookback=lookback),
-        model=ModelConfig(hidden_size=hidden),
+        network=NetworkConfig(hidden_size=hidden),
         train=TrainConfig(max_epochs=epochs, patience=4, batch_size=32, learning_rate=3e-3, accelerator="cpu", seed=1),
         backtest=BacktestSettings(models=models, refit_every=n // 4, test_start=None), track=False, out=f"{kind}")
     return run_backtest(cfg, **QUIET)
@@ -155,7 +156,7 @@ def test_report_figures_and_mlflow_runs(tmp_path, capsys):
     assert sorted(m.step for m in history) == [1, 2, 3, 4]
     assert "report.html" in {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id)}
 
-    table = run_compare(ticker="p", **QUIET)
+    table = run_compare(CompareConfig(ticker="p"), **QUIET)
     assert list(table["model"])[-1] == result.leaderboard["model"].iloc[-1]
     assert table["r2_oos"].is_monotonic_decreasing
     assert main(["compare", "--ticker", "p", "--metric", "rmse"]) == 0

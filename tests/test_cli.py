@@ -79,7 +79,7 @@ def test_fit_end_to_end_tracks_and_predicts(isolated, capsys):
     runs = mlflow.search_runs(experiment_names=["forecast/^GSPC"])
     assert len(runs) == 1
     run = mlflow.get_run(runs.iloc[0]["run_id"])
-    assert run.data.params["data.lookback"] == "10" and run.data.params["model.model"] == "lstm"
+    assert run.data.params["data.lookback"] == "10" and run.data.params["model"] == "lstm"
     assert run.data.tags["data_start"] == "1999-01-05" and run.data.tags["data_source"].startswith("bundled")
     assert {"test_rmse", "naive_test_rmse", "test_r2_oos", "train_loss", "val_loss"} <= set(run.data.metrics)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_loss")
@@ -94,12 +94,13 @@ def test_fit_end_to_end_tracks_and_predicts(isolated, capsys):
 
 
 def test_logged_model_reloads_to_the_same_forecast(isolated):
-    from forecast.config import DataConfig, FitConfig, ModelConfig, TrainConfig
+    from forecast.commands.common import load_data
+    from forecast.commands.fit import fit as run_fit
+    from forecast.config import DataConfig, FitConfig, NetworkConfig, TrainConfig
     from forecast.data.windows import make_inputs
-    from forecast.pipeline import load_series, run_fit
     from forecast.tracking import load_network
 
-    cfg = FitConfig(data=DataConfig(offline=True, lookback=10), model=ModelConfig(model="gru", hidden_size=8),
+    cfg = FitConfig(data=DataConfig(offline=True, lookback=10), model="gru", network=NetworkConfig(hidden_size=8),
                     train=TrainConfig(max_epochs=1, accelerator="cpu"), out="o")
     result = run_fit(cfg, echo=lambda line: None, progress=False)
     loaded = load_network(result.run_id)
@@ -107,7 +108,7 @@ def test_logged_model_reloads_to_the_same_forecast(isolated):
     with torch.no_grad():
         np.testing.assert_array_equal(loaded(x).numpy(), result.forecaster.network_(x).numpy())
     # The reloaded model reproduces the logged forecast of the last test day from raw data.
-    _, series = load_series(cfg.data, echo=lambda line: None)
+    _, series = load_data(cfg.data, echo=lambda line: None)
     last = make_inputs(series.features, np.array([len(series) - 2]), 10)
     with torch.no_grad():
         again = float(loaded(torch.from_numpy(last))[0, 0])

@@ -8,7 +8,7 @@ from sklearn.preprocessing import StandardScaler
 
 from forecast.config import DataConfig
 from forecast.data.datamodule import TensorBatches, WindowDataModule, training_rows
-from forecast.data.ingest import load_history
+from forecast.commands.common import load_history
 from forecast.data.windows import build_series, make_targets
 
 
@@ -46,7 +46,14 @@ def test_tensor_batches_cover_every_window_in_a_seeded_order():
 
 
 def test_lightning_datamodule_ingests_in_prepare_data():
-    dm = WindowDataModule(DataConfig(offline=True, lookback=10), lookback=10, horizon=1, batch_size=256)
+    loads = []
+
+    def load():
+        loads.append(1)
+        return build_series(load_history(DataConfig(offline=True)), "return", ["returns"])
+
+    dm = WindowDataModule(load, lookback=10, horizon=1, batch_size=256)
+    assert not loads                      # nothing is read before Lightning asks for it
     dm.prepare_data()
     dm.setup("fit")
     xb, yb = next(iter(dm.train_dataloader()))

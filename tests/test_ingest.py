@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from forecast.config import DataConfig
-from forecast.data.ingest import cache_path, load_csv, load_history, load_ticker
+from forecast.commands.common import load_history
+from forecast.data.ingest import cache_path, load_csv, load_ticker
 from forecast.errors import ForecastError
 from yahoo_fake import sample_frame
 

@@ -25,20 +25,29 @@ def test_gradient_flow_shows_the_vanishing_gradient_of_the_plain_rnn(isolated, c
     assert "relative to k = 0" in capsys.readouterr().out
 
 
-def test_bench_reports_rmse_over_the_optimum(isolated, capsys):
-    assert main(["bench", "--models", "lstm,ridge", "--series", "rw,ar2", *TINY, "--out", "b"]) == 0
+def test_bench_reports_rmse_over_the_optimum_per_lag_and_seed(isolated, capsys):
+    assert main(["bench", "--models", "lstm,ridge", "--series", "rw,ar2,longmem", "--synthetic-lag", "3,6",
+                 "--seeds", "0,1", *TINY, "--out", "b"]) == 0
     frame = pd.read_csv(isolated / "b" / "bench.csv")
-    assert set(frame["series"]) == {"rw", "ar2"} and set(frame["model"]) == {"zero forecast", "lstm", "ridge"}
-    ratios = frame.set_index(["series", "model"])["ratio"]
-    assert 0.85 < ratios["rw", "zero forecast"] < 1.15            # nothing to learn in a random walk
-    assert ratios["ar2", "ridge"] < 0.95 * ratios["ar2", "zero forecast"]
+    assert list(frame.columns) == ["series", "lag", "model", "seed", "rmse_over_opt"]
+    assert set(frame["series"]) == {"rw", "ar2", "longmem"} and set(frame["model"]) == {"zero", "lstm", "ridge"}
+    assert frame["lag"].isna().sum() == 2 * 2 * 3                   # rw and ar2 have no lag: 2 series x 2 seeds x 3 rows
+    assert sorted(frame.loc[frame["series"] == "longmem", "lag"].unique()) == [3, 6]
+    assert len(frame) == (2 + 2) * 2 * 3 and set(frame["seed"]) == {0, 1}
+    ratios = frame.groupby(["series", "model"])["rmse_over_opt"].median()
+    assert 0.85 < ratios["rw", "zero"] < 1.15                       # nothing to learn in a random walk
+    assert ratios["ar2", "ridge"] < 0.95 * ratios["ar2", "zero"]
+    # A seed is a repetition: it changes the simulated series too.
+    zero = frame[(frame["model"] == "zero") & (frame["series"] == "rw")].set_index("seed")["rmse_over_opt"]
+    assert zero[0] != zero[1]
+    assert (isolated / "b" / "bench.png").read_bytes()[:4] == b"\x89PNG"
     out = capsys.readouterr().out
-    assert "RMSE / best possible RMSE" in out
+    assert "RMSE / best possible RMSE" in out and "longmem lag 6" in out
     assert mlflow.search_runs(experiment_names=["forecast/bench"]).shape[0] == 1
 
 
 def test_bench_and_diagnose_reject_bad_input(capsys):
     assert main(["bench", "--series", "sine", *TINY]) == 2
-    assert "--series must list some of rw, ar2, longmem" in capsys.readouterr().err
+    assert "--series must be one of rw, ar2, longmem, tar, got 'sine'" in capsys.readouterr().err
     assert main(["diagnose", "gradients", "--models", "ridge", "--synthetic", "ar2", *TINY]) == 2
     assert "needs recurrent models" in capsys.readouterr().err

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from forecast.config import DataConfig, ModelConfig, TrainConfig
-from forecast.data.ingest import load_history
+from forecast.commands.common import load_history
+from forecast.config import DataConfig, NetworkConfig, TrainConfig
 from forecast.data.windows import build_series, make_targets, time_split
 from forecast.errors import ForecastError
 from forecast.models import REGISTRY, get_entry, parse_models
 from forecast.models.baselines import MeanForecaster, NaiveForecaster, RidgeForecaster
-from forecast.train import FitContext, make_forecaster
+from forecast.forecasters import FitContext, make_forecaster
 
 
 def synthetic(kind="ar2", n=700, noise=0.01, target="return", features=("returns",)):
@@ -36,7 +36,7 @@ def test_every_registry_entry_fits_and_forecasts(name, tiny_train):
     series = synthetic(target=target)
     split = time_split(len(series), 10, 2, 0.15, 0.15)
     ctx = FitContext(series.feature_names, target, 10, 2)
-    model = make_forecaster(entry, ModelConfig(hidden_size=8), tiny_train, ctx, progress=False).fit(series, split)
+    model = make_forecaster(entry, NetworkConfig(hidden_size=8), tiny_train, ctx, progress=False).fit(series, split)
     pred = model.predict(series, split.test)
     assert pred.shape == (len(split.test), 2) and np.isfinite(pred).all()
     if entry.kind == "network":
@@ -50,7 +50,7 @@ def test_each_cell_learns_a_learnable_series(cell):
     series = synthetic("ar2", n=1500)
     split = time_split(len(series), 10, 1, 0.15, 0.15)
     train = TrainConfig(max_epochs=8, batch_size=32, patience=8, learning_rate=3e-3, accelerator="cpu", seed=0)
-    model = make_forecaster(get_entry(cell), ModelConfig(hidden_size=16), train,
+    model = make_forecaster(get_entry(cell), NetworkConfig(hidden_size=16), train,
                             FitContext(series.feature_names, "return", 10, 1), progress=False).fit(series, split)
     losses = [row["train_loss"] for row in model.history_]
     assert losses[-1] < 0.9 * losses[0]
@@ -63,7 +63,7 @@ def test_same_seed_same_forecasts(tiny_train):
     series = synthetic()
     split = time_split(len(series), 10, 1, 0.15, 0.15)
     ctx = FitContext(series.feature_names, "return", 10, 1)
-    runs = [make_forecaster(get_entry("gru"), ModelConfig(hidden_size=8), tiny_train, ctx, progress=False)
+    runs = [make_forecaster(get_entry("gru"), NetworkConfig(hidden_size=8), tiny_train, ctx, progress=False)
             .fit(series, split).predict(series, split.test) for _ in range(2)]
     np.testing.assert_array_equal(runs[0], runs[1])
 

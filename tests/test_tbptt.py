@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from forecast.config import DataConfig, ModelConfig, TrainConfig
-from forecast.data.ingest import load_history
+from forecast.commands.common import load_history
+from forecast.config import DataConfig, NetworkConfig, TrainConfig
 from forecast.data.windows import build_series, time_split
 from forecast.models import get_entry
 from forecast.models.recurrent import RecurrentRegressor
-from forecast.train import FitContext, make_forecaster
+from forecast.forecasters import FitContext, make_forecaster
 
 
 @pytest.mark.parametrize("cell, k1, k2", [("lstm", 5, 12), ("gru", 10, 4), ("lstm-cifg", 6, 6)])
@@ -40,7 +40,7 @@ def test_k1_equal_k2_equal_lookback_learns_like_windowed_training():
     for name, extra in (("windows", {}), ("tbptt", {"tbptt_k1": 10, "tbptt_k2": 10})):
         train = TrainConfig(max_epochs=12, patience=12, batch_size=32, learning_rate=3e-3, accelerator="cpu", seed=0,
                             **extra)
-        model = make_forecaster(get_entry("lstm"), ModelConfig(hidden_size=16), train, ctx, progress=False)
+        model = make_forecaster(get_entry("lstm"), NetworkConfig(hidden_size=16), train, ctx, progress=False)
         model.fit(series, split)
         losses[name] = min(row["val_loss"] for row in model.history_)
     # AR(2) with these coefficients: the best possible scaled loss is about 0.78 (naive: 1.0).

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.data.ingest import PriceHistory
+from forecast.data.history import PriceHistory
 from forecast.data.windows import (build_series, forecastable_origins, make_inputs, make_targets, time_split,
                                    volatility_proxy)
 from forecast.errors import ForecastError

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Callable
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from sklearn.preprocessing import StandardScaler
 
-from ..config import DataConfig
-from .ingest import load_history
-from .windows import Series, Split, build_series, make_inputs, make_targets, time_split
+from .windows import Series, Split, make_inputs, make_targets, time_split
 
 
 class TensorBatches:
@@ -74,9 +73,10 @@ def training_rows(train_origins: np.ndarray, lookback: int) -> slice:
 
 
 class WindowDataModule(pl.LightningDataModule):
-    """Ingest in ``prepare_data``; split, scale and window in ``setup``."""
+    """Load in ``prepare_data`` (``source``: a Series, or a function that returns one); split, scale
+    and window in ``setup``."""
 
-    def __init__(self, source: DataConfig | Series, lookback: int, horizon: int, batch_size: int = 64,
+    def __init__(self, source: Series | Callable[[], Series], lookback: int, horizon: int, batch_size: int = 64,
                  split: Split | None = None, val_fraction: float = 0.15, test_fraction: float = 0.15,
                  seed: int = 0, scaler: WindowScaler | None = None, sequence: bool = False):
         super().__init__()
@@ -88,8 +88,7 @@ class WindowDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.series is None:
-            cfg = self.source
-            self.series = build_series(load_history(cfg), cfg.target, cfg.feature_list)
+            self.series = self.source()
 
     def setup(self, stage: str | None = None) -> None:
         if hasattr(self, "train_x"):

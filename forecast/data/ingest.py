@@ -12,15 +12,15 @@ import contextlib
 import logging
 import os
 import warnings
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..config import TICKER_PATTERN, DataConfig
 from ..errors import ForecastError
+from .history import PriceHistory
+from .tickers import TICKER_PATTERN
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
 # Tickers with a history shipped inside the package (see bundled/PROVENANCE.md).
@@ -32,35 +32,6 @@ _ALIASES = {
     "adjusted close": "adj_close", "adjusted_close": "adj_close",
     "volume": "volume", "vol": "volume",
 }
-
-
-@dataclass
-class PriceHistory:
-    """A validated daily history and where it came from."""
-
-    frame: pd.DataFrame
-    name: str
-    source: str  # "yahoo", "cache", "bundled", "csv" or "synthetic"
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def start(self) -> pd.Timestamp:
-        return self.frame.index[0]
-
-    @property
-    def end(self) -> pd.Timestamp:
-        return self.frame.index[-1]
-
-    def describe(self) -> str:
-        return (f"{self.name}: {len(self.frame):,} trading days from {self.start:%Y-%m-%d} to "
-                f"{self.end:%Y-%m-%d}, source: {self.source}")
-
-    def digest(self) -> str:
-        """Short fingerprint of the exact data used (for tracking)."""
-        import hashlib
-
-        data = pd.util.hash_pandas_object(self.frame, index=True).to_numpy()
-        return hashlib.sha256(data.tobytes()).hexdigest()[:16]
 
 
 def default_cache_dir() -> Path:
@@ -163,17 +134,6 @@ def load_csv(path: str | Path) -> PriceHistory:
     notes: list[str] = []
     frame = _validate(_normalise_columns(raw, label), label, notes)
     return PriceHistory(frame, path.stem, f"CSV {path}", notes)
-
-
-def load_history(cfg: DataConfig) -> PriceHistory:
-    """The one entry point: CSV, simulation, or ticker (download -> cache -> bundled)."""
-    if cfg.csv:
-        return load_csv(cfg.csv)
-    if cfg.synthetic:
-        from .synthetic import simulate
-
-        return simulate(cfg)
-    return load_ticker(cfg.ticker, cfg.cache_dir, cfg.offline)
 
 
 # ---------------------------------------------------------------- validation

@@ -1,10 +1,17 @@
-"""Simulated return series whose best possible one-step RMSE is known: the noise's std.
+"""Simulated return series whose best possible forecast error is known.
 
-- ``rw``: ``r_t = e_t`` (a random walk in log price: nothing to learn; best forecast 0)
-- ``ar2``: ``r_t = 0.5 r_(t-1) - 0.3 r_(t-2) + e_t``
+Each is driven by i.i.d. noise ``e_t ~ N(0, noise^2)``, so no forecast can have a
+lower RMSE than ``noise``; a model's RMSE divided by it says how much of the
+learnable signal the model found:
+
+- ``rw``:      ``r_t = e_t`` (a random walk in the price: nothing to learn)
+- ``ar2``:     ``r_t = 0.5 r_(t-1) - 0.3 r_(t-2) + e_t``
 - ``longmem``: ``r_t = 0.8 r_(t-L) + e_t`` (one dependency ``L`` days back)
+- ``tar``:     ``r_t = 0.6 r_(t-1) if r_(t-1) > 0 else -0.6 r_(t-1)``, plus ``e_t``: a threshold AR
+  whose coefficient switches with the sign of the last return. Its mean given the past is
+  ``0.6 |r_(t-1)|``: nonlinear, so a linear model on the lags (ridge) cannot find it all.
 
-with ``e_t ~ N(0, noise^2)``. Prices are ``100 * exp(cumsum r)`` on business days.
+Prices are ``100 * exp(cumsum r)`` on business days.
 """
 
 from __future__ import annotations
@@ -12,11 +19,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..config import DataConfig
-from .ingest import PriceHistory
+from .history import PriceHistory
 
 AR2 = (0.5, -0.3)
 LONGMEM_COEF = 0.8
+TAR_COEF = 0.6
 
 
 def simulate_returns(kind: str, length: int, noise: float, seed: int, lag: int = 40) -> np.ndarray:
@@ -24,23 +31,28 @@ def simulate_returns(kind: str, length: int, noise: float, seed: int, lag: int =
     burn = 200 + lag
     e = rng.normal(0.0, noise, length + burn)
     if kind == "rw":
-        r = e
+        return e[burn:]
+    # The recursions are sequential by nature (each value needs the previous ones).
+    r = np.zeros_like(e)
+    if kind == "ar2":
+        for t in range(2, len(e)):
+            r[t] = AR2[0] * r[t - 1] + AR2[1] * r[t - 2] + e[t]
+    elif kind == "longmem":
+        for t in range(len(e)):
+            r[t] = (LONGMEM_COEF * r[t - lag] if t >= lag else 0.0) + e[t]
+    elif kind == "tar":
+        for t in range(1, len(e)):
+            r[t] = TAR_COEF * abs(r[t - 1]) + e[t]
     else:
-        # The recursions are sequential by nature (each value needs the previous ones).
-        r = np.zeros_like(e)
-        if kind == "ar2":
-            for t in range(2, len(e)):
-                r[t] = AR2[0] * r[t - 1] + AR2[1] * r[t - 2] + e[t]
-        else:
-            for t in range(len(e)):
-                r[t] = (LONGMEM_COEF * r[t - lag] if t >= lag else 0.0) + e[t]
+        raise ValueError(f"kind must be one of rw, ar2, longmem, tar, got {kind!r}")
     return r[burn:]
 
 
-def simulate(cfg: DataConfig) -> PriceHistory:
-    r = simulate_returns(cfg.synthetic, cfg.synthetic_length, cfg.synthetic_noise, cfg.synthetic_seed, cfg.synthetic_lag)
+def simulate(kind: str, length: int = 3000, noise: float = 0.01, seed: int = 0, lag: int = 40) -> PriceHistory:
+    """A simulated daily history named ``synthetic-<kind>``."""
+    r = simulate_returns(kind, length, noise, seed, lag)
     prices = 100.0 * np.exp(np.cumsum(np.r_[0.0, r]))
     dates = pd.bdate_range("2000-01-03", periods=len(prices), name="date")
     frame = pd.DataFrame({"close": prices, "adj_close": prices}, index=dates)
-    detail = f"noise {cfg.synthetic_noise}, seed {cfg.synthetic_seed}" + (f", lag {cfg.synthetic_lag}" if cfg.synthetic == "longmem" else "")
-    return PriceHistory(frame, f"synthetic-{cfg.synthetic}", f"simulation ({detail})")
+    detail = f"noise {noise}, seed {seed}" + (f", lag {lag}" if kind == "longmem" else "")
+    return PriceHistory(frame, f"synthetic-{kind}", f"simulation ({detail})")

@@ -15,7 +15,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ForecastError
-from .ingest import PriceHistory
+from .history import PriceHistory
 
 PARKINSON = 1.0 / np.sqrt(4.0 * np.log(2.0))
 MIN_TRAIN, MIN_EVAL = 30, 5

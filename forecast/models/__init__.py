@@ -53,9 +53,11 @@ def get_entry(name: str, target: str | None = None) -> ModelEntry:
     return entry
 
 
-def parse_models(names: str, target: str | None = None) -> list[ModelEntry]:
-    """``"rnn,lstm,naive"`` -> entries, in order, each name validated."""
-    entries = [get_entry(n, target) for n in names.split(",") if n.strip()]
+def parse_models(names: list[str] | str, target: str | None = None) -> list[ModelEntry]:
+    """Model names (a list, or ``"rnn,lstm,naive"``) -> entries, in order, each name validated."""
+    if isinstance(names, str):
+        names = names.split(",")
+    entries = [get_entry(n, target) for n in names if n.strip()]
     if not entries:
         raise ForecastError(f"--models needs at least one name; valid models: {', '.join(REGISTRY)}")
     return entries

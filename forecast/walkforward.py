@@ -20,9 +20,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .config import BacktestSettings, ModelConfig, TrainConfig
+from .config import BacktestSettings, NetworkConfig, TrainConfig
 from .data.windows import MIN_EVAL, MIN_TRAIN, Series, Split, carve_validation, forecastable_origins, purged
 from .errors import ForecastError
+from .forecasters import FitContext, SeedEnsemble, make_forecaster
 from .models import ModelEntry
 
 
@@ -83,13 +84,12 @@ class UnitResult:
     seconds: float
     epochs: int
     history: list
+    by_seed: dict[int, np.ndarray] | None = None   # seed ensembles: each seed's forecasts [N, H]
 
 
-def run_unit(unit: Unit, series: Series, model_cfg: ModelConfig, train_cfg: TrainConfig, lookback: int,
+def run_unit(unit: Unit, series: Series, network: NetworkConfig, train: TrainConfig, lookback: int,
              horizon: int) -> list[UnitResult]:
     import torch
-
-    from .train import FitContext
 
     # One thread per unit, in this process or a worker: a CPU kernel's summation order
     # depends on its thread count, and results must not depend on --jobs. Cores are
@@ -97,25 +97,28 @@ def run_unit(unit: Unit, series: Series, model_cfg: ModelConfig, train_cfg: Trai
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _fit_folds(unit, series, model_cfg, train_cfg, FitContext(series.feature_names, series.target_name,
-                                                                          lookback, horizon))
+        return _fit_folds(unit, series, network, train, FitContext(series.feature_names, series.target_name,
+                                                                   lookback, horizon))
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit_folds(unit: Unit, series: Series, model_cfg: ModelConfig, train_cfg: TrainConfig, ctx) -> list[UnitResult]:
-    from .train import make_forecaster
-
+def _fit_folds(unit: Unit, series: Series, network: NetworkConfig, train: TrainConfig, ctx) -> list[UnitResult]:
     results, state = [], None
     for fold in unit.folds:
         start = time.perf_counter()
-        model = make_forecaster(unit.entry, model_cfg, train_cfg, ctx, init_state=state, progress=False)
+        model = make_forecaster(unit.entry, network, train, ctx, init_state=state, progress=False)
         model.fit(series, fold.split)
-        forecasts = model.predict(series, fold.split.test)
+        by_seed = None
+        if isinstance(model, SeedEnsemble):
+            members = model.member_predictions(series, fold.split.test)
+            by_seed, forecasts = dict(zip(model.seeds, members)), members.mean(axis=0)
+        else:
+            forecasts = model.predict(series, fold.split.test)
         if unit.warm_start and unit.entry.kind == "network":
             state = model.state()
         results.append(UnitResult(unit.entry.name, fold.number, forecasts, time.perf_counter() - start,
-                                  len(model.history_), model.history_))
+                                  len(model.history_), model.history_, by_seed))
     return results
 
 
@@ -131,11 +134,10 @@ def plan_units(entries: list[ModelEntry], folds: list[Fold], warm_start: bool) -
     return sorted(units, key=lambda u: (u.entry.kind != "network", -len(u.folds)))
 
 
-def run_backtest_units(units: list[Unit], series: Series, model_cfg: ModelConfig, train_cfg: TrainConfig,
-                       lookback: int, horizon: int, jobs: int,
-                       echo: Callable[[str], None] = print) -> list[UnitResult]:
+def run_units(units: list[Unit], series: Series, network: NetworkConfig, train: TrainConfig,
+              lookback: int, horizon: int, jobs: int, echo: Callable[[str], None] = print) -> list[UnitResult]:
     """Run every unit, in this process (``jobs == 1``) or in ``jobs`` worker processes."""
-    args = (series, model_cfg, train_cfg, lookback, horizon)
+    args = (series, network, train, lookback, horizon)
     results: list[UnitResult] = []
     done, total = 0, sum(len(u.folds) for u in units)
 
@@ -154,7 +156,7 @@ def run_backtest_units(units: list[Unit], series: Series, model_cfg: ModelConfig
     import torch
 
     # fork is cheap (no re-import of torch) and safe on CPU; CUDA needs fresh processes.
-    cuda = train_cfg.accelerator != "cpu" and torch.cuda.is_available()
+    cuda = train.accelerator != "cpu" and torch.cuda.is_available()
     method = "fork" if not cuda and "fork" in mp.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context(method)) as pool:
         futures = [pool.submit(run_unit, unit, *args) for unit in units]

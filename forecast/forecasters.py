@@ -1,31 +1,30 @@
-"""Training: every registry entry becomes a forecaster with ``fit(series, split)`` / ``predict(series, origins)``.
+"""Every registry entry as a forecaster with ``fit(series, split)`` / ``predict(series, origins)``.
 
-Networks train with Lightning (Adam, gradient clipping, early stopping on the
-validation loss, best weights restored); baselines fit on the same windows.
-Nothing here talks to MLflow: the epoch history is returned and tracked later.
+Networks train with Lightning (the one recipe of ``TrainConfig``: Adam, gradient
+clipping, early stopping on the validation loss, best weights restored), once per
+seed when there are several (a seed ensemble forecasts with their mean); baselines
+fit on the same windows. Nothing here talks to MLflow: epoch losses go to an
+optional ``on_epoch`` callback and the history is returned.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
 
-from .config import ModelConfig, TrainConfig
+from .config import NetworkConfig, TrainConfig
 from .data.datamodule import WindowDataModule
 from .data.windows import Series, Split, make_inputs, make_targets
 from .models import ModelEntry, baselines
 from .models.recurrent import RecurrentRegressor, ScaledNetwork
 
-for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec|isinstance.*treespec|_pytree).*")
+EpochHook = Callable[[dict], None]
 
 
 @dataclass(frozen=True)
@@ -39,19 +38,22 @@ class FitContext:
 
 
 class EpochRecorder(Callback):
-    """Keeps per-epoch train/val loss and the weights of the best validation epoch."""
+    """Keeps per-epoch train/val loss (and hands each row to ``on_epoch``) and the best epoch's weights."""
 
-    def __init__(self):
-        self.history: list[dict[str, float]] = []
+    def __init__(self, seed: int, on_epoch: EpochHook | None = None):
+        self.seed, self.history = seed, []
         self.best_loss, self.best_state, self.best_epoch = float("inf"), None, -1
+        self.on_epoch = on_epoch
 
     def on_train_epoch_end(self, trainer, pl_module):
         metrics = trainer.callback_metrics
-        row = {"epoch": trainer.current_epoch}
+        row = {"epoch": trainer.current_epoch, "seed": self.seed}
         for key in ("train_loss", "val_loss"):
             if key in metrics:
                 row[key] = float(metrics[key])
         self.history.append(row)
+        if self.on_epoch is not None:
+            self.on_epoch(row)
         val = row.get("val_loss", float("inf"))
         if val < self.best_loss:
             self.best_loss, self.best_epoch = val, trainer.current_epoch
@@ -85,15 +87,15 @@ class EpochProgress(Callback):
 
 
 class NetworkForecaster:
-    """A recurrent network trained by Lightning on scaled windows."""
+    """A recurrent network trained by Lightning on scaled windows, with ``train.seed``."""
 
-    def __init__(self, entry: ModelEntry, model_cfg: ModelConfig, train_cfg: TrainConfig, ctx: FitContext,
-                 init_state: dict | None = None, progress: bool = True):
-        self.entry, self.model_cfg, self.train_cfg, self.ctx = entry, model_cfg, train_cfg, ctx
-        self.init_state, self.progress = init_state, progress
+    def __init__(self, entry: ModelEntry, network: NetworkConfig, train: TrainConfig, ctx: FitContext,
+                 init_state: dict | None = None, progress: bool = True, on_epoch: EpochHook | None = None):
+        self.entry, self.network, self.train, self.ctx = entry, network, train, ctx
+        self.init_state, self.progress, self.on_epoch = init_state, progress, on_epoch
 
     def build_module(self) -> RecurrentRegressor:
-        m, t, c = self.model_cfg, self.train_cfg, self.ctx
+        m, t, c = self.network, self.train, self.ctx
         return RecurrentRegressor(cell=self.entry.cell, input_size=len(c.feature_names), hidden_size=m.hidden_size,
                                   num_layers=m.num_layers, dropout=m.dropout, horizon=c.horizon,
                                   learning_rate=t.learning_rate, weight_decay=t.weight_decay,
@@ -101,21 +103,20 @@ class NetworkForecaster:
                                   tbptt_k1=t.tbptt_k1, tbptt_k2=t.tbptt_k2)
 
     def fit(self, series: Series, split: Split) -> "NetworkForecaster":
-        t = self.train_cfg
+        t = self.train
         pl.seed_everything(t.seed, workers=False, verbose=False)
         datamodule = WindowDataModule(series, self.ctx.lookback, self.ctx.horizon, t.batch_size, split=split, seed=t.seed,
                                       sequence=t.tbptt_k1 > 0)
         module = self.build_module()
         if self.init_state is not None:
             module.load_state_dict(self.init_state)
-        recorder = EpochRecorder()
+        recorder = EpochRecorder(t.seed, self.on_epoch)
         callbacks = [recorder, EarlyStopping("val_loss", patience=t.patience, mode="min")]
         if self.progress:
             callbacks.append(EpochProgress(self.entry.name))
         trainer = pl.Trainer(max_epochs=t.max_epochs, accelerator=t.accelerator, devices=1, logger=False,
                              enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-                             enable_progress_bar=False,
-                             callbacks=callbacks)
+                             enable_progress_bar=False, callbacks=callbacks)
         trainer.fit(module, datamodule=datamodule)
         self.module_, self.scaler_, self.history_ = module, datamodule.scaler, recorder.history
         self.best_epoch_ = recorder.best_epoch
@@ -139,6 +140,44 @@ class NetworkForecaster:
             return self.network_(x).double().numpy()
 
 
+class SeedEnsemble:
+    """The same network trained once per seed; forecasts are the members' mean."""
+
+    def __init__(self, members: list[NetworkForecaster]):
+        self.members = members
+        self.seeds = [m.train.seed for m in members]
+
+    def fit(self, series: Series, split: Split) -> "SeedEnsemble":
+        for member in self.members:
+            member.fit(series, split)
+        # One history for the whole ensemble: the members' epochs one after the other.
+        self.history_ = [row for m in self.members for row in m.history_]
+        self.best_epoch_ = self.members[0].best_epoch_
+        self.network_ = MeanNetwork([m.network_ for m in self.members]).eval()
+        return self
+
+    def member_predictions(self, series: Series, origins: np.ndarray) -> np.ndarray:
+        """``[S, N, H]``: each seed's forecasts."""
+        return np.stack([m.predict(series, origins) for m in self.members])
+
+    def predict(self, series: Series, origins: np.ndarray) -> np.ndarray:
+        return self.member_predictions(series, origins).mean(axis=0)
+
+    def state(self) -> list[dict]:
+        return [m.state() for m in self.members]
+
+
+class MeanNetwork(torch.nn.Module):
+    """Several trained networks as one model: the mean of their forecasts (what gets logged and loaded)."""
+
+    def __init__(self, networks: list[torch.nn.Module]):
+        super().__init__()
+        self.networks = torch.nn.ModuleList(networks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(x) for net in self.networks]).mean(dim=0)   # [S, B, H] -> [B, H]
+
+
 class BaselineForecaster:
     """A scikit-learn-style baseline fitted on every window before the test part (train and validation)."""
 
@@ -157,8 +196,14 @@ class BaselineForecaster:
         return np.asarray(self.estimator.predict(make_inputs(series.features, origins, self.ctx.lookback)), dtype=np.float64)
 
 
-def make_forecaster(entry: ModelEntry, model_cfg: ModelConfig, train_cfg: TrainConfig, ctx: FitContext,
-                    init_state: dict | None = None, progress: bool = True):
-    if entry.kind == "network":
-        return NetworkForecaster(entry, model_cfg, train_cfg, ctx, init_state, progress)
-    return BaselineForecaster(entry, ctx)
+def make_forecaster(entry: ModelEntry, network: NetworkConfig, train: TrainConfig, ctx: FitContext,
+                    init_state: dict | list | None = None, progress: bool = True, on_epoch: EpochHook | None = None):
+    """The forecaster of a registry entry: a network (a seed ensemble with several seeds) or a baseline."""
+    if entry.kind != "network":
+        return BaselineForecaster(entry, ctx)
+    seeds = train.seed_list
+    if len(seeds) == 1:
+        return NetworkForecaster(entry, network, replace(train, seed=seeds[0]), ctx, init_state, progress, on_epoch)
+    states = init_state if isinstance(init_state, list) else [None] * len(seeds)
+    return SeedEnsemble([NetworkForecaster(entry, network, replace(train, seed=s, seeds=[]), ctx, state, progress,
+                                           on_epoch) for s, state in zip(seeds, states)])
