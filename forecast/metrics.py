@@ -280,10 +280,15 @@ def model_confidence_set(losses: pd.DataFrame, size: float = 0.10, *, block_size
     if len(distinct) == 1:
         pvalues = {distinct[0]: 1.0}
     else:
-        mcs = MCS(complete[distinct], size, reps=reps, block_size=block, method=method, bootstrap="stationary",
-                  seed=seed)
+        # A plain array: arch maps positions to column names with an indexing that pandas 3's string
+        # columns reject; positions are mapped back here.
+        mcs = MCS(complete[distinct].to_numpy(), size, reps=reps, block_size=block, method=method,
+                  bootstrap="stationary", seed=seed)
         mcs.compute()
-        pvalues = {name: float(p) for name, p in mcs.pvalues["Pvalue"].items()}
+        pvalues: dict[str, float] = {}
+        for index, p in mcs.pvalues["Pvalue"].items():
+            for position in np.ravel(index):  # on an exact tie arch eliminates two models in one step
+                pvalues.setdefault(distinct[int(position)], float(p))
     return {name: {"in_mcs": bool(pvalues[rep] > size), "mcs_pvalue": pvalues[rep]}
             for name, rep in representative.items()}
 

@@ -38,10 +38,11 @@ def write_prices(path, n=700, seed=0, perturb_after=None):
     return path
 
 
-def backtest(csv, models="lstm,ridge,mean,naive", jobs=1, out="bt", track=False, **settings):
-    cfg = BacktestConfig(data=DataConfig(csv=str(csv), lookback=10), network=TINY_NET, train=TINY_TRAIN,
-                         backtest=BacktestSettings(models=models, refit_every=100, test_start="2011-06-01", jobs=jobs,
-                                                   **settings), out=out, track=track)
+def backtest(csv, models="lstm,ridge,mean,naive", jobs=1, out="bt", track=False, horizon=1, **settings):
+    cfg = BacktestConfig(data=DataConfig(csv=str(csv), lookback=10, horizon=horizon), network=TINY_NET,
+                         train=TINY_TRAIN, backtest=BacktestSettings(models=models.split(","), refit_every=100,
+                                                                     test_start="2011-06-01", jobs=jobs, **settings),
+                         out=out, track=track)
     return run_backtest(cfg, **QUIET)
 
 
@@ -96,7 +97,8 @@ def synthetic_backtest(kind, n, models, hidden, epochs, lookback=10):
         data=DataConfig(synthetic=kind, synthetic_length=n, synthetic_noise=0.01, synthetic_seed=5, lookback=lookback),
         network=NetworkConfig(hidden_size=hidden),
         train=TrainConfig(max_epochs=epochs, patience=4, batch_size=32, learning_rate=3e-3, accelerator="cpu", seed=1),
-        backtest=BacktestSettings(models=models, refit_every=n // 4, test_start=None), track=False, out=f"{kind}")
+        backtest=BacktestSettings(models=models.split(","), refit_every=n // 4, test_start=None), track=False,
+        out=f"{kind}")
     return run_backtest(cfg, **QUIET)
 
 
@@ -183,3 +185,44 @@ def test_bad_backtest_input_is_one_clear_line(tmp_path, capsys, args, message):
         assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_volatility_target_backtest_scores_against_the_last_value(tmp_path):
+    prices = pd.read_csv(write_prices(tmp_path / "p.csv"))
+    spread = np.exp(np.abs(np.random.default_rng(1).normal(0, 0.006, len(prices))))   # a day's high/low range
+    prices["High"], prices["Low"] = prices["Close"] * spread, prices["Close"] / spread
+    prices.to_csv(tmp_path / "p.csv", index=False)
+    cfg = BacktestConfig(data=DataConfig(csv=str(tmp_path / "p.csv"), lookback=10, target="volatility",
+                                         features=["returns", "range"]),
+                         network=TINY_NET, train=TINY_TRAIN,
+                         backtest=BacktestSettings(models=["gru", "ewma", "garch", "ridge"], refit_every=200,
+                                                   test_start="2011-06-01"), out="vol", track=False)
+    result = run_backtest(cfg, **QUIET)
+    assert set(result.metrics) == {"gru", "ewma", "garch", "ridge", "naive"}
+    for model, values in result.metrics.items():
+        assert np.isfinite(values["rmse"]) and np.isfinite(values["qlike"]), model
+    frame = result.predictions
+    naive = frame[frame["model"] == "naive"]
+    # naive volatility = the last observed proxy: y_pred of day t is y_true of day t-1
+    np.testing.assert_allclose(naive["y_pred"].to_numpy()[1:], naive["y_true"].to_numpy()[:-1])
+    assert (frame.loc[frame["model"] == "garch", "y_pred"] > 0).all()
+    assert "trading" not in result.leaderboard.columns and not result.trading
+
+
+def test_multi_step_forecasts_are_scored_per_step(tmp_path):
+    result = backtest(write_prices(tmp_path / "p.csv"), models="ridge,naive", horizon=3)
+    frame = result.predictions
+    assert list(frame.columns) == ["date", "model", "fold", "y_true", "y_pred", "step"]
+    assert set(frame["step"]) == {1, 2, 3}
+    prices = pd.read_csv(tmp_path / "p.csv", parse_dates=["Date"]).set_index("Date")["Adj Close"]
+    returns = np.log(prices).diff()
+    for step, rows in frame[frame["model"] == "ridge"].groupby("step"):
+        np.testing.assert_allclose(rows["y_true"].to_numpy(), returns.loc[rows["date"]].to_numpy())
+        assert result.metrics["ridge"][f"rmse_step{step}"] == pytest.approx(
+            float(np.sqrt(np.mean((rows["y_true"] - rows["y_pred"]) ** 2))))
+    step1 = frame[(frame["model"] == "ridge") & (frame["step"] == 1)]
+    step3 = frame[(frame["model"] == "ridge") & (frame["step"] == 3)]
+    # the same origins: step 3's day is two trading days after step 1's
+    days = pd.DatetimeIndex(prices.index)
+    assert (days.get_indexer(step3["date"]) - days.get_indexer(step1["date"]) == 2).all()
+    assert result.metrics["ridge"]["rmse"] == result.metrics["ridge"]["rmse_step1"]

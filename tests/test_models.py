@@ -77,3 +77,39 @@ def test_baselines_speak_scikit_learn():
     assert np.all(NaiveForecaster().fit(X, y).predict(X) == 0)
     np.testing.assert_allclose(MeanForecaster().fit(X, y).predict(X[:3]), np.full((3, 1), y.mean()))
     np.testing.assert_allclose(RidgeForecaster().fit(X, y).predict(X), y, atol=0.05)
+
+
+def test_baselines_are_scikit_learn_estimators():
+    from sklearn.base import clone
+
+    ridge = RidgeForecaster(("returns", "range"), "return", 2)
+    assert ridge.get_params() == {"feature_names": ("returns", "range"), "target": "return", "horizon": 2}
+    assert clone(ridge).get_params() == ridge.get_params()
+    assert not [k for k in vars(ridge) if k.endswith("_")]     # fitted state appears only in fit
+
+
+def test_garch_baseline_agrees_with_arch_own_fit_and_forecast():
+    """Parameters are arch's own on the training returns; each window's forecast is arch's forecast
+    with those parameters, filtered over the window (long enough that the start value has died out)."""
+    from arch import arch_model
+
+    from forecast.models.baselines import GarchForecaster
+
+    rng = np.random.default_rng(4)
+    n, lookback, horizon = 1400, 400, 3
+    r, s2 = np.zeros(n), np.full(n, 1e-4)
+    for t in range(1, n):
+        s2[t] = 2e-6 + 0.08 * r[t - 1] ** 2 + 0.9 * s2[t - 1]
+        r[t] = np.sqrt(s2[t]) * rng.standard_normal()
+    X = np.lib.stride_tricks.sliding_window_view(r[:-1], lookback)[:, :, None]      # [N, L, 1]
+    y = np.abs(r[lookback:])[:, None] * np.ones((1, horizon))                      # a volatility proxy, [N, H]
+    train = slice(0, 800)
+    model = GarchForecaster(("returns",), "volatility", horizon).fit(X[train], y[train])
+    returns = np.concatenate([X[0, :, 0], X[1:800, -1, 0]]) * 100
+    fitted = arch_model(returns, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(disp="off")
+    assert (model.omega_, model.alpha_, model.beta_) == pytest.approx(
+        tuple(fitted.params[k] for k in ("omega", "alpha[1]", "beta[1]")), rel=1e-9)
+    for k in (850, 950):
+        window = arch_model(X[k, :, 0] * 100, mean="Zero", vol="GARCH", p=1, q=1, rescale=False)
+        expected = np.sqrt(window.fix(fitted.params).forecast(horizon=horizon, reindex=False).variance.values[-1]) / 100
+        np.testing.assert_allclose(model.predict(X[k:k + 1])[0] / model.level_, expected, rtol=1e-3)

@@ -33,4 +33,6 @@ def next_trading_day(day: pd.Timestamp) -> pd.Timestamp:
     if day < pd.Timestamp(FIRST) or following > calendar.last_session:
         raise ForecastError(f"the NYSE calendar covers {FIRST} to {LAST}; no trading day after {day:%Y-%m-%d} "
                             f"is known (update exchange_calendars)")
+    if following <= calendar.first_session:
+        return pd.Timestamp(calendar.first_session)
     return pd.Timestamp(calendar.date_to_session(following, direction="next"))

@@ -2,28 +2,32 @@
 
 ``X`` is ``[N, L, F]`` (unscaled windows, the last row is the origin day), ``y`` is
 ``[N, H]``. A forecast sees its own window only, so no baseline can look ahead.
-Fitted state ends in ``_``; ``predict`` before ``fit`` raises ``NotFittedError``.
+They are ``BaseEstimator`` subclasses: ``__init__`` only stores its parameters,
+fitted state (ending in ``_``) is set only in ``fit``, and ``predict`` before ``fit``
+raises ``NotFittedError`` (``check_is_fitted``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
 
-class _Baseline:
+class _Baseline(RegressorMixin, BaseEstimator):
     def __init__(self, feature_names: tuple[str, ...] = ("returns",), target: str = "return", horizon: int = 1):
-        self.feature_names, self.target, self.horizon = tuple(feature_names), target, horizon
+        self.feature_names = feature_names
+        self.target = target
+        self.horizon = horizon
 
     def _column(self, name: str) -> int:
-        return self.feature_names.index(name)
+        return tuple(self.feature_names).index(name)
 
     def _check_fitted(self) -> None:
-        if not any(k.endswith("_") and not k.startswith("_") for k in vars(self)):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call 'fit' first.")
+        check_is_fitted(self)
 
 
 class NaiveForecaster(_Baseline):
