@@ -15,12 +15,13 @@ import difflib
 import importlib
 import logging
 import os
+import signal
 import sys
 import warnings
 from dataclasses import MISSING, dataclass
 
 from . import config as C
-from .errors import ForecastError
+from .errors import ForecastError, Interrupted
 from .settings_io import field_type, flag_name, resolve, scalar_fields, section_defaults, section_fields, to_yaml
 
 
@@ -157,6 +158,21 @@ def configure_output() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM raise ``Interrupted`` at once; a second one leaves at once, workers included."""
+    def handler(signum, frame):
+        if getattr(handler, "fired", False):
+            from .workers import kill_workers
+
+            kill_workers()
+            os._exit(128 + signum)
+        handler.fired = True
+        raise Interrupted(signum)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -171,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = COMMANDS[name]
     configure_output()
+    stop_on_signals()
     try:
         if command.settings is None:
             list_models()
@@ -187,9 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     except ForecastError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Interrupted) as stop:
+        code = stop.exit_code if isinstance(stop, Interrupted) else 130
+        what = "terminated (SIGTERM)" if code == 143 else "interrupted"
+        print(f"{what}: stopped; a run it had started is marked KILLED, and an output folder without "
+              f"manifest.json is incomplete", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,7 @@ Accelerator = Literal["auto", "cpu", "gpu"]
 class DataConfig:
     ticker: str = option("^GSPC", "Yahoo Finance ticker to forecast (a name such as ^GSPC, never a path)")
     csv: str | None = option(None, "read prices from this CSV (Date, Close and/or Adj Close, optional Open/High/Low/Volume) instead of downloading")
+    date_format: str | None = option(None, "how the CSV writes dates, e.g. %d/%m/%Y (default: YYYY-MM-DD, or a form that reads one way only)")
     synthetic: SyntheticKind | None = option(None, "use a simulated series with a known best error instead of market data")
     synthetic_length: int = option(3000, "number of days of the simulated series")
     synthetic_noise: float = option(0.01, "standard deviation of the simulated series' noise (its best possible RMSE)")
@@ -129,7 +130,8 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    out: str | None = option(None, "folder for this run's files (default: runs/<data>-<what>-<time>)")
+    out: str | None = option(None, "folder for this run's files: new, empty, or an earlier output (default: runs/<data>-<what>-<time>)")
+    overwrite: bool = option(False, "replace the earlier output found in --out (only the files its manifest.json lists)")
     experiment: str | None = option(None, "MLflow experiment name (default: forecast/<ticker or data source>)")
     track: bool = option(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
 
@@ -219,7 +221,8 @@ class BenchConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     bench: BenchSettings = field(default_factory=BenchSettings)
-    out: str | None = option(None, "folder for this run's files (default: runs/bench-<time>)")
+    out: str | None = option(None, "folder for this run's files: new, empty, or an earlier output (default: runs/bench-<time>)")
+    overwrite: bool = option(False, "replace the earlier output found in --out (only the files its manifest.json lists)")
     experiment: str | None = option("forecast/bench", "MLflow experiment name")
     track: bool = option(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
 
@@ -230,6 +233,7 @@ class PredictConfig:
 
     ticker: str = option("^GSPC", "ticker whose latest fit run to use")
     csv: str | None = option(None, "take the latest data from this CSV instead of downloading")
+    date_format: str | None = option(None, "how the CSV writes dates, e.g. %d/%m/%Y (default: YYYY-MM-DD, or a form that reads one way only)")
     run_id: str | None = option(None, "MLflow run id of the model (default: the newest finished fit of the ticker)")
     offline: bool = option(False, "do not try to download; use the cache or the bundled data")
     cache_dir: str | None = option(None, "download cache folder")

@@ -14,16 +14,36 @@ from typing import Any
 
 import numpy as np
 
+from . import store
 from .errors import ForecastError
 
-TAG_KIND = "forecast.kind"          # "fit" or "backtest"
+TAG_KIND = "forecast.kind"          # "fit", "backtest", "backtest-model", "bench", "diagnose"
 TAG_SOURCE = "forecast.source"      # ticker / CSV stem / synthetic name
+_opened: set[str] = set()
+
 
 def _mlflow():
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     return mlflow
+
+
+def open_store() -> None:
+    """Check the store answers, create it under a lock if new, and fail the runs of dead processes.
+
+    Once per process and store; every command that touches the store goes through here.
+    """
+    uri = store.tracking_uri()
+    if uri in _opened:
+        return
+    store.check_store()
+    mlflow = _mlflow()
+    with store.creation_lock():
+        client = mlflow.MlflowClient()
+        client.search_experiments(max_results=1)   # creates and migrates a new SQLite store
+    store.reap_orphaned_runs(client)
+    _opened.add(uri)
 
 
 def experiment_name(source_name: str, explicit: str | None = None) -> str:
@@ -62,10 +82,12 @@ def log_model(network, input_example: np.ndarray) -> str:
 
 
 def start_run(experiment: str, run_name: str, tags: dict[str, str], params: dict[str, Any], nested: bool = False):
-    """An active MLflow run with tags and params set (use as a context manager)."""
+    """An active MLflow run with tags (and who runs it: host, pid) and params set."""
     mlflow = _mlflow()
     if not nested:
+        open_store()
         mlflow.set_experiment(experiment)
+    tags = {**tags, **store.identity_tags()}
     run = mlflow.start_run(run_name=run_name, nested=nested, tags={k: str(v) for k, v in tags.items()})
     if params:
         # MLflow caps a param value at 6,000 characters; ours are short scalars.
@@ -96,27 +118,42 @@ def log_files(paths: list[Path]) -> None:
 
 
 def tracking_uri() -> str:
-    return _mlflow().get_tracking_uri()
+    return store.tracking_uri()
 
 
 def find_runs(experiment: str | None = None, kind: str | None = None, source: str | None = None,
               max_results: int = 1000):
-    """Finished runs (newest first) as a pandas frame; empty if none."""
+    """Finished runs (newest first) as a pandas frame; empty if none (and no store is created to say so).
+
+    User text never goes into MLflow's filter string: ``kind`` is one of the toolkit's own
+    words, and the source (a ticker or file name, compared without case) is matched here.
+    """
+    import pandas as pd
+
+    if not store.store_exists():
+        return pd.DataFrame()
+    open_store()
     mlflow = _mlflow()
     names = [experiment] if experiment else None
     filters = ["attributes.status = 'FINISHED'"]
     if kind:
+        if not kind.replace("-", "").isalpha():
+            raise ValueError(f"kind must be a plain word, got {kind!r}")
         filters.append(f"tags.`{TAG_KIND}` = '{kind}'")
-    if source:
-        filters.append(f"tags.`{TAG_SOURCE}` = '{source}'")
-    return mlflow.search_runs(experiment_names=names, search_all_experiments=names is None,
+    runs = mlflow.search_runs(experiment_names=names, search_all_experiments=names is None,
                               filter_string=" and ".join(filters), order_by=["attributes.start_time DESC"],
-                              max_results=max_results)
+                              max_results=max_results if source is None else 50_000)
+    if source is not None and not runs.empty:
+        runs = runs[runs[f"tags.{TAG_SOURCE}"].str.lower() == source.lower()].head(max_results)
+    return runs
 
 
 def latest_fit_run(source: str, run_id: str | None = None):
     """The run to predict with: ``run_id`` if given, else the newest finished fit of ``source``."""
+    if not store.store_exists():
+        raise ForecastError(f"no tracking store at {store.tracking_uri()}: run `forecast fit` first (from this folder)")
     mlflow = _mlflow()
+    open_store()
     if run_id:
         try:
             return mlflow.get_run(run_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,6 +25,7 @@ from .data.windows import MIN_EVAL, MIN_TRAIN, Series, Split, carve_validation, 
 from .errors import ForecastError
 from .forecasters import FitContext, SeedEnsemble, make_forecaster
 from .models import ModelEntry
+from .workers import cap_jobs, worker_pool
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,9 @@ def run_units(units: list[Unit], series: Series, network: NetworkConfig, train: 
             echo(f"  [{done}/{total}] {r.model:<8} fold {r.fold}: {r.seconds:.1f}s{extra}")
         results.extend(batch)
 
+    jobs, note = cap_jobs(jobs, len(units))
+    if note:
+        echo(f"note: {note}")
     if jobs == 1:
         for unit in units:
             report(run_unit(unit, *args))
@@ -158,7 +162,7 @@ def run_units(units: list[Unit], series: Series, network: NetworkConfig, train: 
     # fork is cheap (no re-import of torch) and safe on CPU; CUDA needs fresh processes.
     cuda = train.accelerator != "cpu" and torch.cuda.is_available()
     method = "fork" if not cuda and "fork" in mp.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context(method)) as pool:
+    with worker_pool(jobs, mp.get_context(method)) as pool:
         futures = [pool.submit(run_unit, unit, *args) for unit in units]
         for future in as_completed(futures):
             report(future.result())

@@ -109,7 +109,7 @@ def test_csv_missing_or_unreadable(tmp_path):
     with pytest.raises(ForecastError, match="not found"):
         load_csv(tmp_path / "nope.csv")
     (tmp_path / "bin.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00")
-    with pytest.raises(ForecastError, match="(not a readable CSV|no date column)"):
+    with pytest.raises(ForecastError, match="(not a readable CSV|no date column|not UTF-8)"):
         load_csv(tmp_path / "bin.csv")
-    with pytest.raises(ForecastError, match="not a readable CSV"):
+    with pytest.raises(ForecastError, match="has no data rows"):
         load_csv(write(tmp_path / "empty.csv", ""))

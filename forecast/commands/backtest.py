@@ -21,7 +21,7 @@ from ..models import get_entry, parse_models
 from ..report import (html_report, plot_cumulative_sse_difference, plot_equity, plot_fold_bars, plot_forecasts,
                       text_table)
 from ..walkforward import make_folds, plan_units, run_units
-from .common import Echo, RunRecord, data_tags, load_data
+from .common import Echo, RunRecord, data_tags, load_data, unique_models
 
 TAG_MODEL_RUN = "backtest-model"
 
@@ -39,7 +39,7 @@ class BacktestResult:
 
 def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
     d, b = cfg.data, cfg.backtest
-    entries = parse_models(b.models, d.target)
+    entries = parse_models(unique_models(b.models, echo), d.target)
     if NAIVE not in [e.name for e in entries]:
         entries.append(get_entry(NAIVE))
     history, series = load_data(d, echo)

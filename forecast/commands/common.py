@@ -19,12 +19,13 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .. import tracking
+from .. import store, tracking
 from ..config import DataConfig
 from ..data.history import PriceHistory
 from ..data.ingest import load_csv, load_ticker
 from ..data.synthetic import simulate
 from ..data.windows import Series, build_series
+from ..errors import ForecastError, Interrupted
 from ..settings_io import to_flat_dict, to_yaml
 
 Echo = Callable[[str], None]
@@ -34,7 +35,7 @@ MANIFEST = "manifest.json"
 def load_history(cfg: DataConfig) -> PriceHistory:
     """The history the settings name: a CSV, a simulation, or a ticker (download -> cache -> bundled)."""
     if cfg.csv:
-        return load_csv(cfg.csv)
+        return load_csv(cfg.csv, cfg.date_format)
     if cfg.synthetic:
         return simulate(cfg.synthetic, cfg.synthetic_length, cfg.synthetic_noise, cfg.synthetic_seed, cfg.synthetic_lag)
     return load_ticker(cfg.ticker, cfg.cache_dir, cfg.offline)
@@ -50,6 +51,16 @@ def load_data(cfg: DataConfig, echo: Echo = print) -> tuple[PriceHistory, Series
     return history, series
 
 
+def unique_models(names: list[str], echo: Echo = print) -> list[str]:
+    """Each model once, in order: a repeated name would count its forecast days twice."""
+    stripped = [n.strip() for n in names if n.strip()]
+    unique = list(dict.fromkeys(stripped))
+    repeated = sorted({n for n in unique if stripped.count(n) > 1})
+    if repeated:
+        echo(f"note: --models lists {', '.join(repeated)} more than once; each model runs once")
+    return unique
+
+
 def default_out_dir(*parts: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = "-".join(p.replace("^", "").replace("/", "_") for p in parts)
@@ -59,6 +70,47 @@ def default_out_dir(*parts: str) -> Path:
 def data_tags(history: PriceHistory, series: Series) -> dict[str, str]:
     return {"data_source": history.source, "data_start": f"{series.dates[0]:%Y-%m-%d}",
             "data_end": f"{series.dates[-1]:%Y-%m-%d}", "data_digest": history.digest(), "target": series.target_name}
+
+
+def prepare_out(out: Path, overwrite: bool = False, tracked: bool = True) -> None:
+    """Make ``out`` ready, or refuse in one line: it must be new, empty, or an earlier output of this
+    toolkit (its ``manifest.json`` lists every file in it; ``overwrite`` removes them first), never a
+    folder that holds the tracking store, and writable."""
+    if out.exists() and not out.is_dir():
+        raise ForecastError(f"--out {out} is a file; give a folder (new or empty)")
+    db = store.sqlite_path()
+    if db is not None and db.resolve().is_relative_to(out.resolve()) and (tracked or db.exists()):
+        raise ForecastError(f"--out {out} would hold the tracking store ({db}); choose a folder of its own, "
+                            f"e.g. runs/my-run")
+    if out.is_dir() and any(out.iterdir()):
+        manifest = out / MANIFEST
+        if (out / "mlruns").exists():
+            raise ForecastError(f"--out {out} holds an MLflow store (mlruns/); choose a folder of its own")
+        if not manifest.is_file():
+            raise ForecastError(f"--out {out} is not empty and has no {MANIFEST}: it is not a complete output of "
+                                f"this toolkit; choose a new or empty folder (or delete it)")
+        try:
+            listed = set(json.loads(manifest.read_text())["files"]) | {MANIFEST}
+        except (ValueError, KeyError, TypeError):
+            raise ForecastError(f"--out {out}: its {MANIFEST} is unreadable; choose a new or empty folder") from None
+        stray = sorted(p.name for p in out.iterdir() if p.name not in listed and ".partial" not in p.name)
+        if stray:
+            raise ForecastError(f"--out {out} holds files its {MANIFEST} does not list (e.g. {stray[0]!r}); "
+                                f"choose a new or empty folder")
+        if not overwrite:
+            raise ForecastError(f"--out {out} holds an earlier output; add --overwrite to replace it, or choose "
+                                f"a new folder")
+        for path in out.iterdir():
+            if path.is_file():
+                path.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise ForecastError(f"--out {out} cannot be written ({err.strerror or type(err).__name__}); choose a "
+                            f"writable folder") from None
 
 
 @dataclass
@@ -76,6 +128,7 @@ class RunRecord:
     run_name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     echo: Echo = print
+    overwrite: bool = False
     files: list[Path] = field(default_factory=list)
     run_id: str | None = None
 
@@ -84,12 +137,12 @@ class RunRecord:
                      echo: Echo = print) -> "RunRecord":
         out = Path(cfg.out) if cfg.out else default_out_dir(*out_parts)
         experiment = tracking.experiment_name(source, cfg.experiment) if cfg.track else None
-        return cls(out, kind, source, experiment, run_name, to_flat_dict(cfg), echo)
+        return cls(out, kind, source, experiment, run_name, to_flat_dict(cfg), echo, cfg.overwrite)
 
     # -------------------------------------------------------------- lifecycle
 
     def __enter__(self) -> "RunRecord":
-        self.out.mkdir(parents=True, exist_ok=True)
+        prepare_out(self.out, self.overwrite, tracked=self.experiment is not None)
         if self.experiment:
             tags = {tracking.TAG_KIND: self.kind, tracking.TAG_SOURCE: self.source, "ticker": self.source}
             self.run_id = tracking.start_run(self.experiment, self.run_name, tags, self.params).info.run_id
@@ -100,7 +153,8 @@ class RunRecord:
             self.json(MANIFEST, {"files": [p.name for p in self.files], "run_id": self.run_id,
                                  "written": time.strftime("%Y-%m-%dT%H:%M:%S")})
         if self.run_id:
-            status = "FINISHED" if error is None else "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+            stopped = isinstance(error, (KeyboardInterrupt, Interrupted))
+            status = "FINISHED" if error is None else "KILLED" if stopped else "FAILED"
             if error is None:
                 tracking.log_files(self.files)
             tracking.end_run(status)

@@ -21,7 +21,7 @@ from ..data.windows import build_series, make_targets, time_split
 from ..errors import ForecastError
 from ..models import parse_models
 from ..report import plot_bench, plot_gradient_flow, text_table
-from .common import Echo, RunRecord, load_data
+from .common import Echo, RunRecord, load_data, unique_models
 
 BENCH_COLUMNS = ["series", "lag", "model", "seed", "rmse_over_opt"]
 ZERO = "zero"
@@ -48,7 +48,7 @@ def gradients(cfg: DiagnoseConfig, echo: Echo = print) -> pd.DataFrame:
     from ..forecasters import FitContext, NetworkForecaster
 
     d = cfg.data
-    entries = parse_models(cfg.diagnose.models)
+    entries = parse_models(unique_models(cfg.diagnose.models, echo))
     if any(e.kind != "network" for e in entries):
         raise ForecastError("--models: gradient flow needs recurrent models, not baselines")
     history, series = load_data(d, echo)
@@ -99,7 +99,7 @@ def bench(cfg: BenchConfig, echo: Echo = print) -> pd.DataFrame:
     from ..forecasters import FitContext, make_forecaster
 
     b = cfg.bench
-    entries = parse_models(b.models, "return")
+    entries = parse_models(unique_models(b.models, echo), "return")
     lookback = b.window
     data = DataConfig(lookback=lookback, synthetic_length=b.synthetic_length, synthetic_noise=b.synthetic_noise)
     cases, seeds = bench_cases(cfg), cfg.train.seed_list

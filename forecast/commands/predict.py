@@ -48,8 +48,8 @@ def predict(cfg: PredictConfig, echo: Echo = print) -> Prediction:
         lookback, target, features = int(p["data.lookback"]), p["data.target"], p["data.features"]
     except KeyError:
         raise ForecastError(f"run {run_.info.run_id} is not a `forecast fit` run (no data params)") from None
-    data = DataConfig(ticker=cfg.ticker, csv=cfg.csv, offline=cfg.offline, cache_dir=cfg.cache_dir,
-                      lookback=lookback, target=target, features=features.split(","))
+    data = DataConfig(ticker=cfg.ticker, csv=cfg.csv, date_format=cfg.date_format, offline=cfg.offline,
+                      cache_dir=cfg.cache_dir, lookback=lookback, target=target, features=features.split(","))
     network = tracking.load_network(run_.info.run_id)
     history, series = load_data(data, echo)
     if len(series) < lookback:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ForecastError
+from .dates import parse_dates
 from .history import PriceHistory
 from .tickers import TICKER_PATTERN
 
@@ -107,11 +109,11 @@ def load_ticker(ticker: str, cache_dir: str | Path | None = None, offline: bool 
         why = "--offline"
     if path.is_file():
         try:
-            frame = pd.read_parquet(path)
-        except Exception as err:  # a corrupt cache is reported, then skipped
-            notes.append(f"ignored unreadable cache {path}: {err}")
+            frame = _validate(pd.read_parquet(path), f"cache {path}", notes)
+        except Exception as err:  # a corrupt cache, or one with the wrong columns, is reported, then skipped
+            notes.append(f"ignored unusable cache {path} ({type(err).__name__}); delete it to silence this note")
         else:
-            return PriceHistory(_validate(frame, f"cache {path}", notes), ticker, f"cache {path} ({why})", notes)
+            return PriceHistory(frame, ticker, f"cache {path} ({why})", notes)
     frame = _bundled(ticker)
     if frame is not None:
         return PriceHistory(_validate(frame, f"bundled {ticker}", notes), ticker, f"bundled copy ({why}, no cache)", notes)
@@ -120,48 +122,64 @@ def load_ticker(ticker: str, cache_dir: str | Path | None = None, offline: bool 
         f"check the symbol, or pass --csv PATH with its daily prices")
 
 
-def load_csv(path: str | Path) -> PriceHistory:
-    """A user's CSV in the layout yfinance and most vendors export."""
+def load_csv(path: str | Path, date_format: str | None = None) -> PriceHistory:
+    """A user's CSV in the layout yfinance and most vendors export.
+
+    Errors name the row and the offending cell only: never more of the file's content
+    (a mistyped path can point at a file that is nobody's business).
+    """
     path = Path(path)
     label = f"CSV {str(path)!r}"
+    if path.is_dir():
+        raise ForecastError(f"{label} is a folder, not a file; give the path of the CSV")
     if not path.is_file():
         raise ForecastError(f"{label} not found; check the path")
     try:
-        raw = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ForecastError(f"{label} is not a readable CSV ({first}); export it as comma-separated text with a header row") from None
+        raw = pd.read_csv(path) if _has_header(path) else None
+    except PermissionError:
+        raise ForecastError(f"{label} cannot be read (permission denied)") from None
+    except UnicodeDecodeError:
+        raise ForecastError(f"{label} is not UTF-8 text; export it as a UTF-8 CSV") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        detail = re.sub(r"'[^']*'", "...", str(err).strip().splitlines()[0]) if str(err).strip() else type(err).__name__
+        raise ForecastError(f"{label} is not a readable CSV ({detail}); export it as comma-separated text with a "
+                            f"header row") from None
+    if raw is None or raw.empty:
+        raise ForecastError(f"{label} has no data rows; it needs a header row and one row per trading day")
     notes: list[str] = []
-    frame = _validate(_normalise_columns(raw, label), label, notes)
+    frame = _validate(_normalise_columns(raw, label, date_format), label, notes)
     return PriceHistory(frame, path.stem, f"CSV {path}", notes)
+
+
+def _has_header(path: Path) -> bool:
+    """Whether the file has any text at all (``read_csv`` of an empty file says only 'no columns')."""
+    try:
+        with path.open("rb") as handle:
+            return bool(handle.read(1))
+    except PermissionError:
+        raise
 
 
 # ---------------------------------------------------------------- validation
 
-def _normalise_columns(raw: pd.DataFrame, label: str) -> pd.DataFrame:
+def _normalise_columns(raw: pd.DataFrame, label: str, date_format: str | None = None) -> pd.DataFrame:
     """Vendor column names -> ours; a DatetimeIndex named ``date`` (naive, day precision)."""
-    renamed = {}
+    renamed: dict = {}
     for col in raw.columns:
         key = _ALIASES.get(str(col).strip().lower())
-        if key and key not in renamed.values():
-            renamed[col] = key
-    frame = raw.rename(columns=renamed)[list(renamed.values())]
+        if key is None:
+            continue
+        if key in renamed.values():
+            first = next(c for c, k in renamed.items() if k == key)
+            raise ForecastError(f"{label} has two columns for {key} ({str(first)!r} and {str(col)!r}); keep one")
+        renamed[col] = key
+    frame = raw[list(renamed)].set_axis(list(renamed.values()), axis=1)
     if "date" not in frame:
-        raise ForecastError(f"{label} has no date column (found: {', '.join(map(str, raw.columns))}); name it Date")
+        raise ForecastError(f"{label} has no date column; name the column of dates Date")
     if "close" not in frame and "adj_close" not in frame:
-        raise ForecastError(f"{label} has no Close or Adj Close column (found: {', '.join(map(str, raw.columns))})")
-    dates = frame["date"]
-    if not pd.api.types.is_datetime64_any_dtype(dates):
-        parsed = pd.to_datetime(dates, errors="coerce", format="mixed")
-        bad = parsed.isna() & dates.notna()
-        if bad.any() or dates.isna().any():
-            row = int(np.flatnonzero(bad | dates.isna())[0])
-            raise ForecastError(f"{label}: date {dates.iloc[row]!r} on data row {row + 1} is not a date; use YYYY-MM-DD")
-        dates = parsed
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
-    frame = frame.drop(columns="date").set_index(pd.DatetimeIndex(dates.dt.normalize(), name="date"))
-    return frame
+        raise ForecastError(f"{label} has no Close or Adj Close column; name the column of closing prices Close")
+    dates = parse_dates(frame["date"], label, date_format)
+    return frame.drop(columns="date").set_index(pd.DatetimeIndex(dates, name="date"))
 
 
 def _validate(frame: pd.DataFrame, label: str, notes: list[str]) -> pd.DataFrame:
@@ -173,7 +191,8 @@ def _validate(frame: pd.DataFrame, label: str, notes: list[str]) -> pd.DataFrame
             bad = values.isna() & frame[col].notna()
             if bad.any():
                 at = frame.index[np.flatnonzero(bad)[0]]
-                raise ForecastError(f"{label}: {col} holds {frame[col][bad].iloc[0]!r} on {at:%Y-%m-%d}, not a number")
+                cell = str(frame[col][bad].iloc[0])[:40]
+                raise ForecastError(f"{label}: {col} holds {cell!r} on {at:%Y-%m-%d}, not a number")
             frame[col] = values
     frame = frame.astype("float64")
     if "adj_close" not in frame:
@@ -199,5 +218,7 @@ def _validate(frame: pd.DataFrame, label: str, notes: list[str]) -> pd.DataFrame
             kind = "positive" if col != "volume" else "non-negative"
             raise ForecastError(f"{label}: {col} is {values[bad][0]} on {frame.index[bad][0]:%Y-%m-%d}; "
                                 f"prices must be finite and {kind}")
+    if len(frame) > 1 and np.ptp(frame["adj_close"].to_numpy()) == 0:
+        notes.append(f"{label}: the price never changes, so there is nothing to learn; check the data")
     ordered = [c for c in (*PRICE_COLUMNS, "volume") if c in frame]
     return frame[ordered]

@@ -1,0 +1,80 @@
+"""Worker processes that live and die with their command.
+
+A pool from ``worker_pool`` starts processes that ignore Ctrl-C (the command stops them,
+so a keypress reaches the terminal's whole process group only once) and are killed by
+the kernel when their parent dies, however it dies (Linux ``PR_SET_PDEATHSIG``; a
+watchdog thread elsewhere). When the command stops (Ctrl-C, SIGTERM, an error), pending
+work is cancelled and running workers are killed at once: nothing waits for a queued
+unit, and no worker is left orphaned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+_pools: set[ProcessPoolExecutor] = set()
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # the parent died before the call above
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def worker_init(parent: int) -> None:
+    """Runs first in every worker: Ctrl-C is the parent's business; die with the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent)
+
+
+def kill_workers() -> None:
+    """Kill every worker of every open pool of this process (from a signal handler too)."""
+    for pool in list(_pools):
+        for process in list(getattr(pool, "_processes", {}).values()):
+            with contextlib.suppress(Exception):
+                process.kill()
+
+
+@contextlib.contextmanager
+def worker_pool(jobs: int, context):
+    """A ``ProcessPoolExecutor`` whose workers stop with the command, whatever stops it."""
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_init, initargs=(os.getpid(),))
+    _pools.add(pool)
+    try:
+        yield pool
+    except BaseException:
+        kill_workers()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown(wait=True)
+    finally:
+        _pools.discard(pool)
+
+
+def cap_jobs(jobs: int, units: int) -> tuple[int, str | None]:
+    """No more processes than work units or cores: ``(jobs to use, a note when capped)``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    capped = max(1, min(jobs, units, cores))
+    if capped == jobs:
+        return jobs, None
+    return capped, f"--jobs {jobs} capped at {capped} ({units} work units, {cores} cores)"
