@@ -212,5 +212,17 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
 
+def entry() -> None:
+    """The ``forecast`` executable: ``main``, then leave. After Ctrl-C or SIGTERM it leaves at once
+    (``os._exit``), so that a second Ctrl-C during the interpreter's own shutdown cannot turn the
+    exit status into a death by signal, and nothing waits on a thread of a killed worker pool."""
+    code = main()
+    if code in (130, 143):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    entry()
