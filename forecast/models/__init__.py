@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ForecastError
+from .variant_specs import VARIANT_SPECS
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,8 @@ _ENTRIES = [
     ModelEntry("ewma", "baseline", "RiskMetrics EWMA volatility, lambda 0.94", ("volatility",), baseline="EwmaForecaster"),
     ModelEntry("garch", "baseline", "GARCH(1,1) volatility (arch package)", ("volatility",), baseline="GarchForecaster"),
 ]
-# Greff et al.'s LSTM variants (models/variants.py); their docs are repeated here to keep torch out.
-VARIANT_DOCS = {
-    "vanilla": "LSTM with peepholes (Greff et al.'s vanilla)", "nig": "no input gate", "nfg": "no forget gate",
-    "nog": "no output gate", "niaf": "no input activation function", "noaf": "no output activation function",
-    "np": "no peepholes", "cifg": "coupled input and forget gate (f = 1 - i)", "fgr": "full gate recurrence",
-}
+# Greff et al.'s LSTM variants: rows of the torch-free table in models/variant_specs.py.
+VARIANT_DOCS = {name: spec.doc for name, spec in VARIANT_SPECS.items()}
 _ENTRIES[3:3] = [ModelEntry(f"lstm-{v}", "network", f"LSTM variant: {doc}", cell=f"lstm-{v}") for v, doc in VARIANT_DOCS.items()]
 REGISTRY: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
 

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from .variants import VariantLSTM
+from .variants import make_variant
 
 TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -23,7 +23,8 @@ def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int
     """
     dropout = dropout if num_layers > 1 else 0.0
     if cell.startswith("lstm-"):
-        layer = VariantLSTM(input_size, hidden_size, num_layers, dropout, variant=cell[len("lstm-"):])
+        # lstm-np is torch.nn.LSTM itself; every variant module has chrono_init for its own gate layout.
+        layer = make_variant(cell[len("lstm-"):], input_size, hidden_size, num_layers, dropout)
         if chrono > 1:
             layer.chrono_init(chrono)
         return layer

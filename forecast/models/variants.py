@@ -1,4 +1,4 @@
-"""The LSTM of Greff et al. (*LSTM: A Search Space Odyssey*, 2015) and its eight variants, in one cell.
+"""The LSTM of Greff et al. (*LSTM: A Search Space Odyssey*, 2015) and its variants, chosen by name.
 
 Vanilla LSTM with peepholes, per step (``*`` elementwise, ``s`` the logistic sigmoid):
 
@@ -11,95 +11,99 @@ Vanilla LSTM with peepholes, per step (``*`` elementwise, ``s`` the logistic sig
 
 Variants: NIG (i = 1), NFG (f = 1), NOG (o = 1), NIAF (g = identity), NOAF (h =
 identity), NP (no peepholes), CIFG (f = 1 - i), FGR (every gate also sees all
-gates' previous activations through a matrix ``R_gates``). The input projection
-of all four blocks is one matrix product for the whole sequence; each step adds one
-product ``h @ R``; the time loop is compiled with TorchScript.
+gates' previous activations through a matrix ``R_gates``). Each name is a row of
+flags in ``variant_specs``; ``make_variant`` builds it on one of three engines:
+
+- ``np`` is ``torch.nn.LSTM`` itself (``NativeLSTM``, cuDNN on a GPU).
+- ``cifg-np``, ``nig-np``, ``nfg-np``, ``nog-np`` (not Greff's: no peepholes) run on the
+  same kernel with weights built from free parameters on every forward
+  (``NativeVariantLSTM``): a missing gate gets zero weights and a bias of ``OPEN``
+  (s(40) is 1 in float32 and float64), CIFG's forget rows are minus the input rows,
+  so f = s(-a_i) = 1 - i.
+- the others, with peepholes, run the fused recurrence of ``fused_lstm.py``
+  (``VariantLSTM``): a hand-written backward through time, flags of one implementation.
 """
 
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
-from . import VARIANT_DOCS
+from .fused_lstm import fused_lstm
+from .variant_specs import VARIANT_SPECS, VariantSpec, get_spec
 
-VARIANTS = tuple(VARIANT_DOCS)
+VARIANTS = tuple(VARIANT_SPECS)
+FUSED_VARIANTS = tuple(name for name, spec in VARIANT_SPECS.items() if not spec.native)
+OPEN = 40.0  # bias of a gate fixed open on the native kernel: sigmoid(40) == 1.0 in float32 and float64
 
 
-@torch.jit.script
-def _scan(gx: Tensor, h: Tensor, c: Tensor, g: Tensor, R: Tensor, peep: Tensor, R_gates: Tensor,
-          use_i: bool, use_f: bool, use_o: bool, input_act: bool, output_act: bool, peepholes: bool,
-          cifg: bool, fgr: bool, record: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Runs the cell over ``gx [B, L, 4D]`` (input projections, blocks z, i, f, o)."""
-    d = h.size(1)
-    outputs: List[Tensor] = []
-    trace: List[Tensor] = []
-    ones = torch.ones_like(c)
-    for t in range(gx.size(1)):
-        a = gx[:, t] + torch.mm(h, R)                                # [B, 4D]
-        if fgr:
-            a = torch.cat([a[:, :d], a[:, d:] + torch.mm(g, R_gates)], 1)
-        z = torch.tanh(a[:, :d]) if input_act else a[:, :d]          # [B, D]
-        a_i, a_f = a[:, d:2 * d], a[:, 2 * d:3 * d]
-        if peepholes:
-            a_i = a_i + peep[0] * c
-            a_f = a_f + peep[1] * c
-        i = torch.sigmoid(a_i) if use_i else ones
-        if cifg:
-            f = 1.0 - i
-        else:
-            f = torch.sigmoid(a_f) if use_f else ones
-        c = z * i + c * f                                            # [B, D]
-        a_o = a[:, 3 * d:]
-        if peepholes:
-            a_o = a_o + peep[2] * c
-        o = torch.sigmoid(a_o) if use_o else ones
-        h = (torch.tanh(c) if output_act else c) * o                 # [B, D]
-        if fgr or record:
-            g = torch.cat([i, f, o], 1)                              # [B, 3D]
-        if record:
-            trace.append(g)
-        outputs.append(h)
-    gates = torch.stack(trace, 1) if record else torch.empty(0)
-    return torch.stack(outputs, 1), h, c, g, gates
+def _log_u(d: int, max_timescale: float) -> Tensor:
+    """log(u), u ~ U(1, T_max - 1): chrono initialisation (Tallec & Ollivier, 2018)."""
+    return torch.log(torch.empty(d).uniform_(1.0, max(max_timescale - 1.0, 1.0 + 1e-3)))
 
 
 class VariantLSTMLayer(nn.Module):
+    """One fused layer: ``W [F, nD]``, ``R [D, nD]``, ``b [nD]`` over ``spec.blocks``; ``peep [G, D]``, ``R_gates``."""
+
     def __init__(self, input_size: int, hidden_size: int, variant: str = "vanilla"):
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-        d = hidden_size
-        self.variant, self.hidden_size = variant, d
-        self.W = nn.Parameter(torch.empty(input_size, 4 * d))      # blocks z, i, f, o
-        self.R = nn.Parameter(torch.empty(d, 4 * d))
-        self.b = nn.Parameter(torch.empty(4 * d))
-        self.peep = nn.Parameter(torch.empty(3, d)) if variant != "np" else None
-        self.R_gates = nn.Parameter(torch.empty(3 * d, 3 * d)) if variant == "fgr" else None
+        spec = get_spec(variant)
+        if spec.native:
+            raise ValueError(f"variant {variant!r} runs on torch.nn.LSTM's kernel: build it with make_variant, "
+                             f"the fused cell takes one of {', '.join(FUSED_VARIANTS)}")
+        d, n, g = hidden_size, len(spec.blocks), len(spec.gates)
+        self.spec, self.variant, self.hidden_size = spec, variant, d
+        self.W = nn.Parameter(torch.empty(input_size, n * d))
+        self.R = nn.Parameter(torch.empty(d, n * d))
+        self.b = nn.Parameter(torch.empty(n * d))
+        self.peep = nn.Parameter(torch.empty(g, d)) if spec.peepholes and g else None
+        self.R_gates = nn.Parameter(torch.empty(g * d, g * d)) if spec.full_gate_recurrence else None
         bound = 1.0 / math.sqrt(d)  # torch.nn.LSTM's initialisation
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def forward(self, x: Tensor, state: Optional[Tuple[Tensor, Tensor, Tensor]] = None, record: bool = False):
-        b, d = x.size(0), self.hidden_size
+    def forward(self, x: Tensor, state: Optional[tuple] = None, record: bool = False):
+        """``x [B, L, F]`` -> ``out [B, L, D]``, state ``(h, c)`` (FGR: ``(h, c, g)``), gate trace ``[B, L, 3D]``."""
+        if x.dim() != 3 or x.size(1) == 0:
+            raise ValueError(f"x must be [batch, steps >= 1, features], got shape {tuple(x.shape)}")
+        b, d, spec = x.size(0), self.hidden_size, self.spec
+        fgr = spec.full_gate_recurrence
+        x = x.to(self.W.dtype)                                          # the loop writes into buffers of one dtype
         if state is None:
             zeros = x.new_zeros(b, d)
-            state = (zeros, zeros, x.new_zeros(b, 3 * d))
-        gx = torch.matmul(x, self.W) + self.b                        # [B, L, F] -> [B, L, 4D], one product
-        v = self.variant
-        empty = x.new_empty(0)
-        out, h, c, g, gates = _scan(
-            gx, state[0], state[1], state[2], self.R, self.peep if self.peep is not None else empty,
-            self.R_gates if self.R_gates is not None else empty,
-            v != "nig", v != "nfg", v != "nog", v != "niaf", v != "noaf", v != "np", v == "cifg", v == "fgr", record)
-        return out, (h, c, g), gates                                  # [B, L, D], state, [B, L, 3D] or empty
+            state = (zeros, zeros, x.new_zeros(b, len(spec.gates) * d)) if fgr else (zeros, zeros)
+        state = tuple(s.to(x.dtype) for s in state)
+        out, c, g, acts = fused_lstm(spec, x, state[0], state[1], state[2] if fgr else None,
+                                     self.W, self.R, self.b, self.peep, self.R_gates)
+        h = out[:, -1]                                                  # [B, D]
+        trace = self.gate_trace(acts) if record else x.new_empty(0)
+        return out, ((h, c, g) if fgr else (h, c)), trace
+
+    def gate_trace(self, acts: Tensor) -> Tensor:
+        """Activations ``[L, B, nD]`` -> gates ``[B, L, 3D]`` ordered i, f, o (1 where a gate is missing)."""
+        d, blocks = self.hidden_size, self.spec.blocks
+        own = {k: acts[..., j * d:(j + 1) * d] for j, k in enumerate(blocks)}
+        one = torch.ones_like(own["z"])
+        i = own.get("i", one)
+        f = 1.0 - i if self.spec.coupled else own.get("f", one)
+        return torch.cat([i, f, own.get("o", one)], -1).transpose(0, 1)
+
+    def chrono_init(self, max_timescale: float) -> None:
+        """Forget bias log(u), input bias -log(u) on the gates this layer has (CIFG: f = 1 - i gets s(log u))."""
+        d, blocks = self.hidden_size, self.spec.blocks
+        log_u = _log_u(d, max_timescale)
+        with torch.no_grad():
+            if "i" in blocks:
+                self.b[blocks.index("i") * d:(blocks.index("i") + 1) * d] = -log_u
+            if "f" in blocks:
+                self.b[blocks.index("f") * d:(blocks.index("f") + 1) * d] = log_u
 
 
 class VariantLSTM(nn.Module):
-    """Stacked variant layers with the ``torch.nn.LSTM`` calling convention (batch first)."""
+    """Stacked fused layers with the ``torch.nn.LSTM`` calling convention (batch first); state: one tuple a layer."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
                  variant: str = "vanilla"):
@@ -119,10 +123,111 @@ class VariantLSTM(nn.Module):
         return x, tuple(states)
 
     def chrono_init(self, max_timescale: float) -> None:
-        """Forget bias log(u), input bias -log(u), u ~ U(1, T_max - 1) (Tallec & Ollivier, 2018)."""
+        for layer in self.layers:
+            layer.chrono_init(max_timescale)
+
+
+class NativeLSTM(nn.LSTM):
+    """``lstm-np``: ``torch.nn.LSTM`` itself (batch first), plus ``chrono_init``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
+                 variant: str = "np"):
+        super().__init__(input_size, hidden_size, num_layers=num_layers, dropout=dropout, batch_first=True)
+        self.variant, self.spec = variant, get_spec(variant)
+
+    def chrono_init(self, max_timescale: float) -> None:
+        """Gate order (i, f, g, o): forget bias log(u), input bias -log(u), the hidden-side biases 0."""
+        d = self.hidden_size
         with torch.no_grad():
-            for layer in self.layers:
-                d = layer.hidden_size
-                u = torch.empty(d).uniform_(1.0, max(max_timescale - 1.0, 1.0 + 1e-3))
-                layer.b[d:2 * d] = -torch.log(u)          # input gate (and 1 - forget under CIFG)
-                layer.b[2 * d:3 * d] = torch.log(u)       # forget gate
+            for k in range(self.num_layers):
+                b_ih, b_hh = getattr(self, f"bias_ih_l{k}"), getattr(self, f"bias_hh_l{k}")
+                log_u = _log_u(d, max_timescale)
+                b_ih[d:2 * d], b_ih[:d] = log_u, -log_u
+                b_hh[:2 * d] = 0.0
+
+
+class NativeVariantLSTM(nn.Module):
+    """A no-peephole variant on ``torch.nn.LSTM``'s kernel; weights built from the free rows on every forward.
+
+    Per layer ``weight_ih_l{k} [nD, F]``, ``weight_hh_l{k} [nD, D]``, ``bias_l{k} [nD]`` hold the
+    rows of the gates that have weights of their own, in ``torch.nn.LSTM``'s order (i, f, g, o).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
+                 variant: str = "cifg-np"):
+        super().__init__()
+        spec = get_spec(variant)
+        if not spec.native:
+            raise ValueError(f"variant {variant!r} needs the fused cell (VariantLSTM), not torch.nn.LSTM's kernel")
+        self.spec, self.variant = spec, variant
+        self.hidden_size, self.num_layers, self.dropout = hidden_size, num_layers, dropout if num_layers > 1 else 0.0
+        self.free = tuple(k for k, own in (("i", "i" in spec.gates), ("f", "f" in spec.gates), ("g", True),
+                                           ("o", "o" in spec.gates)) if own)
+        d, n = hidden_size, len(self.free)
+        bound = 1.0 / math.sqrt(d)
+        for k in range(num_layers):
+            for name, shape in ((f"weight_ih_l{k}", (n * d, input_size if k == 0 else d)),
+                                (f"weight_hh_l{k}", (n * d, d)), (f"bias_l{k}", (n * d,))):
+                self.register_parameter(name, nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
+
+    def _rows(self, p: Tensor, gate: str, bias: bool) -> Tensor:
+        d = self.hidden_size
+        if gate in self.free:
+            j = self.free.index(gate)
+            return p[j * d:(j + 1) * d]
+        if gate == "f" and self.spec.coupled:        # f = s(-a_i) = 1 - i
+            return -self._rows(p, "i", bias)
+        return p.new_full((d,), OPEN) if bias else p.new_zeros(d, p.size(1))   # fixed open
+
+    def lstm_weights(self) -> list[Tensor]:
+        """``torch.nn.LSTM``'s ``(w_ih, w_hh, b_ih, b_hh)`` per layer, views of one flat buffer (cuDNN's layout)."""
+        pieces, shapes = [], []
+        for k in range(self.num_layers):
+            w_ih, w_hh, bias = (getattr(self, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias"))
+            for p, is_bias in ((w_ih, False), (w_hh, False), (bias, True)):
+                rows = [self._rows(p, gate, is_bias) for gate in "ifgo"]
+                pieces += rows
+                shapes.append((4 * self.hidden_size,) + tuple(p.shape[1:]))
+            pieces.append(bias.new_zeros(4 * self.hidden_size))         # b_hh: the one bias is b_ih
+            shapes.append((4 * self.hidden_size,))
+        flat = torch.cat([p.reshape(-1) for p in pieces])
+        views, offset = [], 0
+        for shape in shapes:
+            size = math.prod(shape)
+            views.append(flat[offset:offset + size].view(shape))
+            offset += size
+        return views
+
+    def forward(self, x: Tensor, state: Optional[tuple] = None):
+        """``x [B, L, F]`` -> ``out [B, L, D]``, ``(h [layers, B, D], c [layers, B, D])``, as ``torch.nn.LSTM``."""
+        if state is None:
+            zeros = x.new_zeros(self.num_layers, x.size(0), self.hidden_size)
+            state = (zeros, zeros)
+        out, h, c = torch.lstm(x, state, self.lstm_weights(), True, self.num_layers, self.dropout, self.training,
+                               False, True)
+        return out, (h, c)
+
+    def chrono_init(self, max_timescale: float) -> None:
+        """Input bias -log(u) (CIFG: so f = 1 - i = s(log u)), forget bias log(u), on the free rows that exist."""
+        d = self.hidden_size
+        with torch.no_grad():
+            for k in range(self.num_layers):
+                bias, log_u = getattr(self, f"bias_l{k}"), _log_u(d, max_timescale)
+                for gate, value in (("i", -log_u), ("f", log_u)):
+                    if gate in self.free:
+                        j = self.free.index(gate)
+                        bias[j * d:(j + 1) * d] = value
+
+
+def make_variant(variant: str, input_size: int, hidden_size: int, num_layers: int = 1,
+                 dropout: float = 0.0) -> nn.Module:
+    """The module of ``variant`` (a name of ``variant_specs``), batch first, with ``chrono_init``."""
+    spec = get_spec(variant)
+    if spec.name == "np":
+        return NativeLSTM(input_size, hidden_size, num_layers, dropout)
+    cls = NativeVariantLSTM if spec.native else VariantLSTM
+    return cls(input_size, hidden_size, num_layers, dropout, variant=variant)
+
+
+__all__ = ["VARIANTS", "FUSED_VARIANTS", "OPEN", "VariantSpec", "VariantLSTMLayer", "VariantLSTM", "NativeLSTM",
+           "NativeVariantLSTM", "make_variant"]
