@@ -237,6 +237,8 @@ class PredictConfig:
     run_id: str | None = option(None, "MLflow run id of the model (default: the newest finished fit of the ticker)")
     offline: bool = option(False, "do not try to download; use the cache or the bundled data")
     cache_dir: str | None = option(None, "download cache folder")
+    model: str | None = option(None, "a run of your own cell: name its class again (module:Class) to allow importing it")
+    allow_pickle: bool = option(False, "load a run logged by an older version as a pickle (runs code from the store: only if you trust it)")
 
     def __post_init__(self) -> None:
         if self.csv is None:

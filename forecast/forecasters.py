@@ -22,7 +22,8 @@ from .config import NetworkConfig, TrainConfig
 from .data.datamodule import WindowDataModule
 from .data.windows import Series, Split, make_inputs, make_targets
 from .models import ModelEntry, baselines
-from .models.recurrent import RecurrentRegressor, ScaledNetwork
+from .models.recurrent import MeanNetwork, NetShape, ScaledNetwork
+from .models.regressor import RecurrentRegressor
 
 EpochHook = Callable[[dict], None]
 
@@ -94,13 +95,12 @@ class NetworkForecaster:
         self.entry, self.network, self.train, self.ctx = entry, network, train, ctx
         self.init_state, self.progress, self.on_epoch = init_state, progress, on_epoch
 
+    @property
+    def shape(self) -> NetShape:
+        return NetShape.of(self.entry.cell, len(self.ctx.feature_names), self.ctx.horizon, self.network)
+
     def build_module(self) -> RecurrentRegressor:
-        m, t, c = self.network, self.train, self.ctx
-        return RecurrentRegressor(cell=self.entry.cell, input_size=len(c.feature_names), hidden_size=m.hidden_size,
-                                  num_layers=m.num_layers, dropout=m.dropout, horizon=c.horizon,
-                                  learning_rate=t.learning_rate, weight_decay=t.weight_decay,
-                                  gradient_clip=t.gradient_clip, chrono=c.lookback if m.chrono else 0,
-                                  tbptt_k1=t.tbptt_k1, tbptt_k2=t.tbptt_k2)
+        return RecurrentRegressor(self.shape, self.train, chrono=self.ctx.lookback if self.network.chrono else 0)
 
     def fit(self, series: Series, split: Split) -> "NetworkForecaster":
         t = self.train
@@ -165,17 +165,6 @@ class SeedEnsemble:
 
     def state(self) -> list[dict]:
         return [m.state() for m in self.members]
-
-
-class MeanNetwork(torch.nn.Module):
-    """Several trained networks as one model: the mean of their forecasts (what gets logged and loaded)."""
-
-    def __init__(self, networks: list[torch.nn.Module]):
-        super().__init__()
-        self.networks = torch.nn.ModuleList(networks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([net(x) for net in self.networks]).mean(dim=0)   # [S, B, H] -> [B, H]
 
 
 class BaselineForecaster:

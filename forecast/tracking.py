@@ -19,6 +19,7 @@ from .errors import ForecastError
 
 TAG_KIND = "forecast.kind"          # "fit", "backtest", "backtest-model", "bench", "diagnose"
 TAG_SOURCE = "forecast.source"      # ticker / CSV stem / synthetic name
+NETWORK_DIR = "network"             # the run's artifact folder holding weights.pt and network.json
 _opened: set[str] = set()
 
 
@@ -64,21 +65,30 @@ def log_history(history: list[dict[str, float]], prefix: str = "") -> None:
             mlflow.log_metrics(_finite(values), step=int(row["epoch"]))
 
 
-def log_model(network, input_example: np.ndarray) -> str:
-    """Log a ``ScaledNetwork`` with signature and input example; returns its model URI."""
-    mlflow = _mlflow()
-    import mlflow.pytorch
+def log_model(network, input_example: np.ndarray, lookback: int, features: list[str], target: str) -> None:
+    """Log a trained network without pickle: ``network/`` (weights as tensors + settings) for
+    ``forecast predict``, and the same two files as an MLflow model from code (``forecast/serving.py``)
+    for ``mlflow.pyfunc.load_model`` and ``mlflow models predict``."""
+    import tempfile
+
+    import mlflow.pyfunc
     import torch
     from mlflow.models import infer_signature
 
-    with torch.no_grad():
-        output = network(torch.from_numpy(input_example)).numpy()
-    info = mlflow.pytorch.log_model(
-        network, name="model", input_example=input_example, signature=infer_signature(input_example, output),
-        # Explicit requirements: inferring them re-imports the model in a subprocess (seconds).
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "forecast"],
-        serialization_format="pickle")
-    return info.model_uri
+    from . import serving
+    from .models.saved import save_network
+
+    mlflow = _mlflow()
+    with tempfile.TemporaryDirectory() as tmp:
+        weights, spec = save_network(network, Path(tmp), lookback, features, target)
+        mlflow.log_artifacts(tmp, artifact_path=NETWORK_DIR)
+        with torch.no_grad():
+            output = network(torch.from_numpy(input_example)).numpy()
+        mlflow.pyfunc.log_model(
+            name="model", python_model=serving.__file__, artifacts={"weights": str(weights), "network": str(spec)},
+            signature=infer_signature(input_example, output), input_example=input_example,
+            # Explicit requirements: inferring them re-imports the model in a subprocess (seconds).
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "forecast"])
 
 
 def start_run(experiment: str, run_name: str, tags: dict[str, str], params: dict[str, Any], nested: bool = False):
@@ -165,9 +175,23 @@ def latest_fit_run(source: str, run_id: str | None = None):
     return mlflow.get_run(runs.iloc[0]["run_id"])
 
 
-def load_network(run_id: str):
-    """The logged ``ScaledNetwork`` of a run (raw windows in, forecasts out)."""
+def load_network(run_id: str, allowed_cells: tuple[str, ...] = (), allow_pickle: bool = False):
+    """The logged network of a run (raw windows in, forecasts out), rebuilt from the toolkit's classes
+    with its weights read as tensors only. Runs logged by older versions hold a pickle instead:
+    those load only with ``allow_pickle`` (unpickling runs whatever code the store holds)."""
     mlflow = _mlflow()
+    from .models.saved import load_network as load_saved
+
+    try:
+        folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=NETWORK_DIR)
+    except Exception:
+        folder = None
+    if folder is not None:
+        return load_saved(Path(folder), allowed_cells)
+    if not allow_pickle:
+        raise ForecastError(f"run {run_id} has no {NETWORK_DIR}/ weights: it was logged by an older version as a "
+                            f"pickle, and unpickling runs code from the tracking store; refit, or pass "
+                            f"--allow-pickle if you trust the store")
     import mlflow.pytorch
 
     try:

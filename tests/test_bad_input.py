@@ -138,7 +138,7 @@ def test_out_must_be_new_empty_or_an_earlier_output(isolated, capsys):
     manifest = json.loads((isolated / "run" / "manifest.json").read_text())
     assert set(manifest["files"]) == {"predictions.csv", "metrics.json", "config.yaml", "forecasts.png"}
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(manifest["run_id"])}
-    assert artifacts == set(manifest["files"]) | {"manifest.json"}   # exactly what the run wrote
+    assert artifacts == set(manifest["files"]) | {"manifest.json", "network"}   # what the run wrote, and the model
     one_line_error(capsys, [*argv, "--out", "run"], "add --overwrite")
     assert main([*argv, "--out", "run", "--overwrite"]) == 0
     capsys.readouterr()

@@ -94,6 +94,7 @@ def test_fit_end_to_end_tracks_and_predicts(isolated, capsys):
 
 
 def test_logged_model_reloads_to_the_same_forecast(isolated):
+    import mlflow
     from forecast.commands.common import load_data
     from forecast.commands.fit import fit as run_fit
     from forecast.config import DataConfig, FitConfig, NetworkConfig, TrainConfig
@@ -101,12 +102,17 @@ def test_logged_model_reloads_to_the_same_forecast(isolated):
     from forecast.tracking import load_network
 
     cfg = FitConfig(data=DataConfig(offline=True, lookback=10), model="gru", network=NetworkConfig(hidden_size=8),
-                    train=TrainConfig(max_epochs=1, accelerator="cpu"), out="o")
+                    train=TrainConfig(max_epochs=1, seeds=[1, 2], accelerator="cpu"), out="o")
     result = run_fit(cfg, echo=lambda line: None, progress=False)
     loaded = load_network(result.run_id)
     x = torch.from_numpy(np.random.default_rng(0).normal(0, 0.01, size=(5, 10, 1)).astype(np.float32))
     with torch.no_grad():
         np.testing.assert_array_equal(loaded(x).numpy(), result.forecaster.network_(x).numpy())
+    # Weights are plain tensors (nothing to unpickle), and MLflow's own loader works too, from code.
+    folder = Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="network"))
+    assert torch.load(folder / "weights.pt", weights_only=True) and json.loads((folder / "network.json").read_text())
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    np.testing.assert_allclose(pyfunc.predict(x.numpy()), loaded(x).detach().numpy(), rtol=1e-6)
     # The reloaded model reproduces the logged forecast of the last test day from raw data.
     _, series = load_data(cfg.data, echo=lambda line: None)
     last = make_inputs(series.features, np.array([len(series) - 2]), 10)
@@ -115,3 +121,20 @@ def test_logged_model_reloads_to_the_same_forecast(isolated):
     logged = result.predictions[result.predictions["model"] == "gru"].iloc[-1]
     assert logged["date"] == series.dates[-1]
     assert again == pytest.approx(logged["y_pred"], rel=1e-6)
+
+
+def test_a_pickled_model_from_an_older_version_loads_only_when_allowed(isolated, capsys):
+    import mlflow
+    import mlflow.pytorch
+
+    from forecast.models.recurrent import NetShape, RecurrentNet, ScaledNetwork
+
+    network = ScaledNetwork(RecurrentNet(NetShape("lstm", 1, 1, hidden_size=4)), [0.0], [0.01], 0.0, 0.01)
+    mlflow.set_experiment("forecast/^GSPC")
+    with mlflow.start_run(tags={"forecast.kind": "fit", "forecast.source": "^GSPC"}):
+        mlflow.log_params({"data.lookback": 10, "data.target": "return", "data.features": "returns"})
+        mlflow.pytorch.log_model(network, name="model", serialization_format="pickle")
+    assert main(["predict", "--offline"]) == 2
+    assert "--allow-pickle" in capsys.readouterr().err
+    assert main(["predict", "--offline", "--allow-pickle"]) == 0
+    assert "forecast for 2019-01-02" in capsys.readouterr().out

@@ -10,14 +10,15 @@ from forecast.commands.common import load_history
 from forecast.config import DataConfig, NetworkConfig, TrainConfig
 from forecast.data.windows import build_series, time_split
 from forecast.models import get_entry
-from forecast.models.recurrent import RecurrentRegressor
+from forecast.models.recurrent import NetShape
+from forecast.models.regressor import RecurrentRegressor
 from forecast.forecasters import FitContext, make_forecaster
 
 
 @pytest.mark.parametrize("cell, k1, k2", [("lstm", 5, 12), ("gru", 10, 4), ("lstm-cifg", 6, 6)])
 def test_no_gradient_reaches_inputs_older_than_k2(cell, k1, k2):
     torch.manual_seed(0)
-    module = RecurrentRegressor(cell=cell, input_size=2, hidden_size=6, tbptt_k1=k1, tbptt_k2=k2)
+    module = RecurrentRegressor(NetShape(cell, input_size=2, hidden_size=6), TrainConfig(tbptt_k1=k1, tbptt_k2=k2))
     x = torch.randn(1, 60, 2, requires_grad=True)
     y = torch.randn(1, 60, 1)
     for update, loss in enumerate(module.tbptt_losses(x, y)):

@@ -18,10 +18,11 @@ from ..config import BacktestConfig
 from ..evaluation import NAIVE, leaderboard, multiple_comparison, prediction_frame, score, trading_table
 from ..metrics import rmse
 from ..models import get_entry, parse_models
+from ..models.custom import load_cell
 from ..report import (html_report, plot_cumulative_sse_difference, plot_equity, plot_fold_bars, plot_forecasts,
                       text_table)
 from ..walkforward import make_folds, plan_units, run_units
-from .common import Echo, RunRecord, data_tags, load_data, unique_models
+from .common import Echo, RunRecord, check_custom_cells, data_tags, load_data, unique_models
 
 TAG_MODEL_RUN = "backtest-model"
 
@@ -42,7 +43,11 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
     entries = parse_models(unique_models(b.models, echo), d.target)
     if NAIVE not in [e.name for e in entries]:
         entries.append(get_entry(NAIVE))
+    for entry in entries:
+        if entry.custom:
+            load_cell(entry.cell)          # a user's class: a one-line error now, not in a worker
     history, series = load_data(d, echo)
+    check_custom_cells(entries, len(series.feature_names), cfg.network, d.lookback)
     folds = make_folds(series, d.lookback, d.horizon, b, d.val_fraction)
     first, last = series.target_dates(folds[0].split.test[:1])[0], series.target_dates(folds[-1].split.test[-1:])[0]
     echo(f"backtest: {len(folds)} folds of up to {b.refit_every} days, {first:%Y-%m-%d} to {last:%Y-%m-%d}, "

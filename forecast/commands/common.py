@@ -61,6 +61,15 @@ def unique_models(names: list[str], echo: Echo = print) -> list[str]:
     return unique
 
 
+def check_custom_cells(entries, n_features: int, network, lookback: int) -> None:
+    """Build each user cell once on a tiny batch: a broken one is a one-line error before any run opens."""
+    from ..models.custom import build_cell
+
+    for entry in entries:
+        if entry.custom:
+            build_cell(entry.cell, n_features, network.hidden_size, network.num_layers, network.dropout, lookback)
+
+
 def default_out_dir(*parts: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = "-".join(p.replace("^", "").replace("/", "_") for p in parts)

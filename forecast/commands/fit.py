@@ -18,8 +18,9 @@ from ..data.windows import make_inputs, time_split
 from ..evaluation import NAIVE, prediction_frame, score
 from ..metrics import rmse
 from ..models import get_entry
+from ..models.custom import load_cell
 from ..report import plot_forecasts, text_table
-from .common import Echo, RunRecord, data_tags, load_data
+from .common import Echo, RunRecord, check_custom_cells, data_tags, load_data
 
 TABLE_COLUMNS = ["rmse", "mae", "r2_oos", "dir_acc", "always_up_hit_rate", "pt_pvalue", "dm_pvalue"]
 
@@ -38,6 +39,8 @@ def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
     """Train one model on the train part, pick its epoch on validation, score it on the test part."""
     d = cfg.data
     entry = get_entry(cfg.model, d.target)
+    if entry.custom:
+        load_cell(entry.cell)              # a user's class: a one-line error now, not after loading data
     history, series = load_data(d, echo)
     split = time_split(len(series), d.lookback, d.horizon, d.val_fraction, d.test_fraction)
     dates = series.target_dates
@@ -45,6 +48,8 @@ def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
          f"{len(split.val)} to {dates(split.val)[-1]:%Y-%m-%d}, test {len(split.test)} from "
          f"{dates(split.test)[0]:%Y-%m-%d} to {dates(split.test)[-1]:%Y-%m-%d}")
     from ..forecasters import FitContext, SeedEnsemble, make_forecaster  # torch: only once the input is good
+
+    check_custom_cells([entry], len(series.feature_names), cfg.network, d.lookback)
 
     ctx = FitContext(series.feature_names, d.target, d.lookback, d.horizon)
     record = RunRecord.for_settings(cfg, "fit", d.source_name, f"fit-{entry.name}", (d.source_name, entry.name), echo)
@@ -80,7 +85,7 @@ def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
         record.figure("forecasts.png", plot_forecasts, frame, title=f"{d.source_name}: {d.target} forecasts on the test period")
         if record.run_id and hasattr(forecaster, "network_"):
             example = make_inputs(series.features, np.array([len(series) - 1]), d.lookback)
-            tracking.log_model(forecaster.network_, example)
+            tracking.log_model(forecaster.network_, example, d.lookback, list(series.feature_names), d.target)
         echo(f"\ntest metrics ({len(split.test)} days, {d.target} target):")
         echo(text_table([{"model": m, **vals} for m, vals in metrics.items()],
                         TABLE_COLUMNS + (["qlike"] if d.target == "volatility" else [])))

@@ -42,15 +42,15 @@ def predict(cfg: PredictConfig, echo: Echo = print) -> Prediction:
     import torch
 
     source = DataConfig(ticker=cfg.ticker, csv=cfg.csv, offline=cfg.offline, cache_dir=cfg.cache_dir).source_name
-    run_ = tracking.latest_fit_run(source, cfg.run_id)
-    p = run_.data.params
+    fit_run = tracking.latest_fit_run(source, cfg.run_id)
+    p = fit_run.data.params
     try:
         lookback, target, features = int(p["data.lookback"]), p["data.target"], p["data.features"]
     except KeyError:
-        raise ForecastError(f"run {run_.info.run_id} is not a `forecast fit` run (no data params)") from None
+        raise ForecastError(f"run {fit_run.info.run_id} is not a `forecast fit` run (no data params)") from None
     data = DataConfig(ticker=cfg.ticker, csv=cfg.csv, date_format=cfg.date_format, offline=cfg.offline,
                       cache_dir=cfg.cache_dir, lookback=lookback, target=target, features=features.split(","))
-    network = tracking.load_network(run_.info.run_id)
+    network = tracking.load_network(fit_run.info.run_id, (cfg.model,) if cfg.model else (), cfg.allow_pickle)
     history, series = load_data(data, echo)
     if len(series) < lookback:
         raise ForecastError(f"history has {len(series)} days, fewer than the model's lookback {lookback}")
@@ -58,7 +58,7 @@ def predict(cfg: PredictConfig, echo: Echo = print) -> Prediction:
     with torch.no_grad():
         forecasts = network(torch.from_numpy(x)).numpy()[0]
     origin = series.dates[-1]
-    result = Prediction(run_.info.run_id, origin, next_trading_day(origin), forecasts, float(series.price[-1]), target)
+    result = Prediction(fit_run.info.run_id, origin, next_trading_day(origin), forecasts, float(series.price[-1]), target)
     for line in result.describe():
         echo(line)
     return result

@@ -1,8 +1,11 @@
-"""The one model registry: name -> how to build it.
+"""The one model registry, plain data: name -> what it is (network or baseline), the targets it
+forecasts, and how to build it.
 
-Import-light (no torch here): the CLI lists and validates names without loading
-the networks. ``forecast.train.make_forecaster`` turns an entry into something with
-``fit``/``predict``.
+Import-light (no torch here): the CLI lists and validates names without loading the
+networks. ``forecast.forecasters.make_forecaster`` turns an entry into something with
+``fit``/``predict``. Besides the names below, a network can be your own cell, named by
+its import path (``mypackage.cells:MyCell``, see ``models/custom.py``). Extending the
+toolkit with a cell of its own is one row here and one branch in ``make_recurrent``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ForecastError
+from .custom import is_dotted
 from .variant_specs import VARIANT_SPECS
 
 
@@ -19,8 +23,13 @@ class ModelEntry:
     kind: str                      # "network" or "baseline"
     doc: str
     targets: tuple[str, ...] = ("return", "volatility")
-    cell: str | None = None        # networks: recurrent cell name
+    cell: str | None = None        # networks: recurrent cell name (or a user's module:Class)
     baseline: str | None = None    # baselines: class name in models.baselines
+
+    @property
+    def custom(self) -> bool:
+        """A user's own cell, imported from its dotted path."""
+        return self.cell is not None and is_dotted(self.cell)
 
 
 _ENTRIES = [
@@ -40,10 +49,13 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
 
 
 def get_entry(name: str, target: str | None = None) -> ModelEntry:
-    """The registry entry of ``name``; unknown names (or a wrong target) list the valid ones."""
+    """The registry entry of ``name`` (or a user's ``module:Class``); unknown names list the valid ones."""
+    if is_dotted(name):
+        return ModelEntry(name.strip(), "network", "your own recurrent cell", cell=name.strip())
     entry = REGISTRY.get(name.strip().lower())
     if entry is None:
-        raise ForecastError(f"unknown model {name!r}; valid models: {', '.join(REGISTRY)}")
+        raise ForecastError(f"unknown model {name!r}; valid models: {', '.join(REGISTRY)}, or your own cell as "
+                            f"module:Class")
     if target is not None and target not in entry.targets:
         valid = [n for n, e in REGISTRY.items() if target in e.targets]
         raise ForecastError(f"model {name!r} does not forecast the {target} target; for it use: {', '.join(valid)}")
