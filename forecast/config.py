@@ -26,7 +26,7 @@ Target = Literal["return", "volatility"]
 Feature = Literal["returns", "range", "volume"]
 SyntheticKind = Literal["rw", "ar2", "longmem", "tar"]
 Window = Literal["expanding", "rolling"]
-Accelerator = Literal["auto", "cpu", "gpu"]
+Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu"]   # Lightning's names
 
 
 @dataclass
@@ -99,7 +99,9 @@ class TrainConfig:
     gradient_clip: float = option(1.0, "clip the gradient norm to this value (0: off)")
     seed: int = option(42, "random seed: same seed, same data -> same CPU result")
     seeds: list[int] = option([], "train each network once per seed and forecast with their mean (a seed ensemble); overrides --seed")
-    accelerator: Accelerator = option("auto", "where networks train: auto (a GPU where there is one), cpu or gpu")
+    accelerator: Accelerator = option("auto", "where networks train, as Lightning names it: auto (a GPU where there is one), cpu, gpu, ...")
+    devices: str = option("1", "devices per training, passed to Lightning unchanged: a count, a list such as 0,1, -1 or auto")
+    strategy: str = option("auto", "Lightning's training strategy, passed unchanged (auto, ddp, fsdp, ...)")
     tbptt_k1: int = option(0, "truncated BPTT: run statefully over the training series, update the weights every K1 steps (0: windowed training)")
     tbptt_k2: int = option(0, "truncated BPTT: backpropagate K2 steps at each update (default: K1)")
 
