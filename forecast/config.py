@@ -280,7 +280,7 @@ class SearchSpace:
     lr_range: list[float] = option([1e-4, 1e-2], "Adam learning rate: LOW,HIGH, sampled log-uniformly")
     weight_decay_range: list[float] = option([1e-7, 1e-3], "Adam weight decay: LOW,HIGH, sampled log-uniformly")
     dropout_range: list[float] = option([0.0, 0.5], "dropout between layers: LOW,HIGH, sampled uniformly (used with 2+ layers)")
-    hidden_sizes: list[int] = option([16, 32, 64, 128], "units per recurrent layer to choose from")
+    hidden_sizes: list[int] = option([16, 32, 64], "units per recurrent layer to choose from (128 x 2 layers: minutes per fold on one core)")
     layer_counts: list[int] = option([1, 2], "numbers of stacked layers to choose from")
     lookbacks: list[int] = option([10, 20, 40], "input window lengths (days) to choose from")
     batch_sizes: list[int] = option([64, 128, 256], "batch sizes to choose from")

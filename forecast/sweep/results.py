@@ -74,13 +74,15 @@ def importances(study) -> tuple[pd.DataFrame, str] | None:
     from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
     from optuna.trial import TrialState
 
-    n = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    if n < 3:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    varying = sorted({name for t in complete for name, dist in t.distributions.items() if not dist.single()})
+    n = len(complete)
+    if n < 3 or not varying:
         return None
     method, evaluator = (("fanova", FanovaImportanceEvaluator(seed=0)) if n >= FANOVA_MIN else
                          ("ped-anova", PedAnovaImportanceEvaluator(target_quantile=0.34)))
     try:
-        values = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        values = optuna.importance.get_param_importances(study, evaluator=evaluator, params=varying)
     except (ValueError, RuntimeError, ZeroDivisionError):
         return None
     frame = pd.DataFrame({"param": list(values), "importance": list(values.values())})

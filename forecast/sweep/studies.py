@@ -142,8 +142,8 @@ def open_studies(storage, names: dict[str, str], facts: dict[str, str]) -> tuple
 def _check(study, wanted: dict[str, str], storage) -> None:
     import optuna
 
-    for _ in range(20):          # another worker may have created it this moment and be writing its facts
-        if FACT + "model" in study.user_attrs:
+    for _ in range(6):   # a new study: another worker may have created it this moment and be writing its facts
+        if FACT + "model" in study.user_attrs or study.get_trials(deepcopy=False):
             break
         time.sleep(0.5)
         study = optuna.load_study(study_name=study.study_name, storage=storage)
