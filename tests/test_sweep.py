@@ -107,10 +107,14 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(isolated, monkeypatch
 def test_tpe_prunes_on_the_folds_and_a_random_search_does_not(isolated):
     args = [*TINY, "--models", "gru", "--trials", "7", "--val-folds", "3", "--fold-days", "40", "--no-track"]
     assert main(["sweep", *args, "--sampler", "tpe", "--out", "tpe"]) == 0
+    from forecast.sweep.studies import make_pruner
+
     trials = load(STUDY.format("gru"), "tpe").trials
-    assert all(t.intermediate_values for t in trials) and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
-    assert isinstance(optuna.load_study(study_name=STUDY.format("gru"), storage=f"sqlite:///{isolated}/tpe/study.db",
-                                        pruner=None).pruner, optuna.pruners.BasePruner)
+    assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"} and len(trials) == 7
+    # Each fold's validation loss is an intermediate value (step = fold number), what the pruner compares.
+    assert all(sorted(t.intermediate_values) == [1, 2, 3] for t in trials if t.state.name == "COMPLETE")
+    assert isinstance(make_pruner("tpe"), optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner("random"), optuna.pruners.NopPruner)
 
 
 @pytest.mark.parametrize("args, message", [

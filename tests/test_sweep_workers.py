@@ -169,7 +169,8 @@ def postgres():
 
 
 def test_two_workers_share_one_study_on_postgresql(isolated, postgres):
-    args = [*WORKER, "--trials", "6", "--max-epochs", "10", "--storage", postgres]
+    url = postgres.replace("postgres@", "postgres:secret@")     # (trust: any password does) never written down
+    args = [*WORKER, "--trials", "6", "--max-epochs", "10", "--storage", url]
     workers = [start([*args, "--out", name], isolated) for name in ("a", "b")]
     outputs = []
     for worker in workers:
@@ -191,3 +192,7 @@ def test_two_workers_share_one_study_on_postgresql(isolated, postgres):
     body = lambda name: [line for line in (isolated / name / "best" / "lstm.yaml").read_text().splitlines()
                          if not line.startswith("#")]
     assert body("a") == body("b")
+    written = [p.read_bytes() for p in isolated.rglob("*") if p.is_file() and p.suffix != ".db" and "mlruns" not in p.parts]
+    assert written and not any(b"secret" in data for data in written)
+    params = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`forecast.kind` = 'sweep'")
+    assert params.iloc[0]["params.sweep.storage"] == url.replace("secret", "***")

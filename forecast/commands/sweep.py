@@ -18,7 +18,7 @@ import multiprocessing as mp
 import os
 import time
 from concurrent.futures import as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -266,7 +266,7 @@ def _write_results(record: SweepRecord, cfg: SweepConfig, storage, names: dict[s
     best = pd.DataFrame(rows)
     record.csv("best_trials.csv", best)
     record.json("sweep.json", facts | {"best": best_facts})
-    record.config(cfg)
+    record.config(replace(cfg, sweep=replace(cfg.sweep, storage=facts["storage"] if cfg.sweep.storage else None)))
     echo("\nbest per model (validation loss: squared error / naive's on the validation folds; below 1 beats naive):")
     echo(text_table(best.to_dict("records"), [c for c in ("complete", "pruned", "failed", "best_trial", "val_loss",
                                                           "settings") if c in best]))

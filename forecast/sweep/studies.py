@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import socket
 import time
 import warnings
@@ -91,9 +92,17 @@ def open_storage(spec: StorageSpec):
     else:
         engine = {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=spec.heartbeat, grace_period=spec.grace_period,
-            heartbeat_stale_trial_callback=Requeue(spec.max_retries, spec.tracked))
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=spec.heartbeat, grace_period=spec.grace_period,
+                    heartbeat_stale_trial_callback=Requeue(spec.max_retries, spec.tracked))
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                # Workers that start together on a new database race to create its tables; the loser
+                # finds them made on the next try.
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 + random.random())
     except (ImportError, sqlalchemy.exc.SQLAlchemyError, ValueError, RuntimeError, OSError) as err:
         reason = getattr(err, "orig", None) or err.__cause__ or err
         line = next((s.strip() for s in str(reason).splitlines() if s.strip()), type(err).__name__)
@@ -120,10 +129,10 @@ def load_existing(storage, names: dict[str, str]) -> dict[str, Any]:
 
 def open_studies(storage, names: dict[str, str], facts: dict[str, str]) -> tuple[dict[str, Any], bool]:
     """Every model's study, created with ``facts`` (plus its model) or checked against them;
-    ``(studies, whether this call created any)``."""
+    ``(studies, whether this call created the first one)``: the process that did makes the parent run."""
     import optuna
 
-    studies, created = {}, False
+    studies, created = {}, None
     for model, name in names.items():
         wanted = {**facts, "model": model}
         try:
@@ -131,12 +140,13 @@ def open_studies(storage, names: dict[str, str], facts: dict[str, str]) -> tuple
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=name, storage=storage)
             _check(study, wanted, storage)
+            created = bool(created)
         else:
             for key, value in wanted.items():
                 study.set_user_attr(FACT + key, value)
-            created = True
+            created = True if created is None else created
         studies[model] = study
-    return studies, created
+    return studies, bool(created)
 
 
 def _check(study, wanted: dict[str, str], storage) -> None:
