@@ -131,7 +131,8 @@ def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
 
     params = to_flat_dict(cfg) | {"sweep.storage": st.redact(url)}
     experiment = tracking.experiment_name(d.source_name, cfg.experiment) if cfg.track else None
-    fresh = not created and not any(st.counts(v)["complete"] + st.counts(v)["running"] for v in studies.values())
+    # Another process made these studies a moment ago: wait for the parent run it is making, not a second one.
+    fresh = not created and not any(st.counts(v)["total"] for v in studies.values())
     record = SweepRecord(out, "sweep", d.source_name, experiment, f"sweep-{base}", params, echo, study=base,
                          studies=list(studies.values()), wait=20.0 if fresh else 0.0)
     with record:

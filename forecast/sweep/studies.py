@@ -173,7 +173,7 @@ def counts(study) -> dict[str, int]:
 
     states = [t.state for t in study.get_trials(deepcopy=False)]
     n = {s.name.lower(): states.count(s) for s in TrialState}
-    n["finished"] = n["complete"] + n["pruned"]
+    n["finished"], n["total"] = n["complete"] + n["pruned"], len(states)
     return n
 
 
