@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..config import NetworkConfig
+from .chrono import gate_biases, keep_bias
 from .custom import build_cell, is_dotted
 from .variants import make_variant
 
@@ -40,27 +41,22 @@ def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int
 
 
 def chrono_bias(module: nn.LSTM | nn.GRU, max_timescale: float) -> None:
-    """Chrono initialisation (Tallec & Ollivier, 2018) of ``torch.nn.LSTM``/``GRU`` gate biases.
+    """The one chrono rule (``chrono.py``) on ``torch.nn.LSTM``/``GRU`` biases.
 
-    A unit that keeps a share ``f`` of its state per step remembers for about
-    ``1 / (1 - f)`` steps. PyTorch's default biases give ``f`` around 0.5: a signal 40
-    steps back reaches the output attenuated by ~0.5^40, so its gradient vanishes and
-    the network settles on the zero forecast. With the keep gate's bias ``log(u)``,
-    ``u ~ U(1, T_max - 1)`` (the input gate's bias its negative, for the LSTM), the
-    memory time scales spread up to ``T_max`` steps from the first update.
-    Gate order in ``bias_ih``: LSTM (input, forget, cell, output); GRU (reset, update, new),
-    where the update gate is the share of the old state kept.
+    Gate order in ``bias_ih``: LSTM (input, forget, cell, output); GRU (reset, update, new), where
+    the update gate is the share of the old state kept. The hidden-side biases of the set gates are 0.
     """
     d = module.hidden_size
     with torch.no_grad():
         for layer in range(module.num_layers):
             b_ih, b_hh = getattr(module, f"bias_ih_l{layer}"), getattr(module, f"bias_hh_l{layer}")
-            log_u = torch.log(torch.empty(d).uniform_(1.0, max(max_timescale - 1.0, 1.0 + 1e-3)))
-            b_ih[d:2 * d] = log_u                  # LSTM forget gate / GRU update gate
-            b_hh[d:2 * d] = 0.0
             if isinstance(module, nn.LSTM):
-                b_ih[0:d] = -log_u                 # LSTM input gate
-                b_hh[0:d] = 0.0
+                biases = gate_biases(d, max_timescale, ("i", "f"))
+                b_ih[0:d], b_ih[d:2 * d] = biases["i"], biases["f"]
+                b_hh[0:2 * d] = 0.0
+            else:
+                b_ih[d:2 * d] = keep_bias(d, max_timescale)
+                b_hh[d:2 * d] = 0.0
 
 
 @dataclass(frozen=True)
