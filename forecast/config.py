@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from .data.tickers import check_ticker
 from .errors import ForecastError
+from .models import get_entry, parse_models
 from .settings_io import option, require  # noqa: F401  (re-exported: the helpers of every settings class)
 
 Target = Literal["return", "volatility"]
@@ -142,6 +143,9 @@ class FitConfig(RunConfig):
 
     model: str = option("lstm", "model name from the registry (see `forecast models`) or your own cell as module:Class")
 
+    def __post_init__(self) -> None:
+        get_entry(self.model, self.data.target)   # an unknown name or target: one line, before any import of torch
+
 
 @dataclass
 class BacktestSettings:
@@ -171,6 +175,9 @@ class BacktestConfig(RunConfig):
 
     backtest: BacktestSettings = field(default_factory=BacktestSettings)
 
+    def __post_init__(self) -> None:
+        parse_models(self.backtest.models, self.data.target)
+
 
 @dataclass
 class DiagnoseSettings:
@@ -188,6 +195,10 @@ class DiagnoseConfig(RunConfig):
 
     data: DataConfig = field(default_factory=lambda: DataConfig(lookback=50))
     diagnose: DiagnoseSettings = field(default_factory=DiagnoseSettings)
+
+    def __post_init__(self) -> None:
+        if any(e.kind != "network" for e in parse_models(self.diagnose.models)):
+            raise ForecastError("--models: gradient flow needs recurrent models, not baselines")
 
 
 @dataclass
@@ -225,6 +236,9 @@ class BenchConfig:
     overwrite: bool = option(False, "replace the earlier output found in --out (only the files its manifest.json lists)")
     experiment: str | None = option("forecast/bench", "MLflow experiment name")
     track: bool = option(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
+
+    def __post_init__(self) -> None:
+        parse_models(self.bench.models, "return")
 
 
 @dataclass
