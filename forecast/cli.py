@@ -147,6 +147,7 @@ def configure_output() -> None:
     """What the user sees: our lines on stdout, library warnings only when they matter."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")           # migrations, run links
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")      # offline-first: no calls home unless asked
     # Lightning adds its own INFO handler unless the root logger has one: give it ours, at WARNING.
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
