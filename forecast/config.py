@@ -24,7 +24,7 @@ from .settings_io import option, require  # noqa: F401  (re-exported: the helper
 
 Target = Literal["return", "volatility"]
 Feature = Literal["returns", "range", "volume"]
-SyntheticKind = Literal["rw", "ar2", "longmem", "tar"]
+SyntheticKind = Literal["rw", "ar2", "longmem", "tar", "garch"]
 Window = Literal["expanding", "rolling"]
 Accelerator = Literal["auto", "cpu", "gpu"]
 
