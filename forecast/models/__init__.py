@@ -41,6 +41,7 @@ _ENTRIES = [
     ModelEntry("ridge", "baseline", "ridge regression on the same lags", baseline="RidgeForecaster"),
     ModelEntry("ewma", "baseline", "RiskMetrics EWMA volatility, lambda 0.94", ("volatility",), baseline="EwmaForecaster"),
     ModelEntry("garch", "baseline", "GARCH(1,1) volatility (arch package)", ("volatility",), baseline="GarchForecaster"),
+    ModelEntry("har", "baseline", "HAR volatility (Corsi 2009), in logs", ("volatility",), baseline="HarForecaster"),
 ]
 # Greff et al.'s LSTM variants: rows of the torch-free table in models/variant_specs.py.
 VARIANT_DOCS = {name: spec.doc for name, spec in VARIANT_SPECS.items()}
