@@ -25,9 +25,11 @@ from .settings_io import option, require  # noqa: F401  (re-exported: the helper
 
 Target = Literal["return", "volatility"]
 Feature = Literal["returns", "range", "volume"]
-SyntheticKind = Literal["rw", "ar2", "longmem", "tar"]
+SyntheticKind = Literal["rw", "ar2", "longmem", "tar", "garch"]
 Window = Literal["expanding", "rolling"]
 Accelerator = Literal["auto", "cpu", "gpu"]
+DistributionFamily = Literal["normal", "student-t"]
+DEFAULT_QUANTILES = [0.01, 0.05, 0.5, 0.95, 0.99]
 
 
 @dataclass
@@ -81,6 +83,7 @@ class NetworkConfig:
     num_layers: int = option(1, "stacked recurrent layers")
     dropout: float = option(0.0, "dropout between recurrent layers (needs num_layers > 1)")
     chrono: bool = option(True, "chrono initialisation of LSTM/GRU gate biases: memory time scales up to --lookback steps")
+    distribution: DistributionFamily | None = option(None, "forecast a distribution of the return, not only a point: the head outputs location and scale (and degrees of freedom), trained by negative log-likelihood (return target only)")
 
     def __post_init__(self) -> None:
         require(self.hidden_size >= 1, "hidden_size", self.hidden_size, "must be at least 1")
@@ -135,6 +138,15 @@ class RunConfig:
     overwrite: bool = option(False, "replace the earlier output found in --out (only the files its manifest.json lists)")
     experiment: str | None = option(None, "MLflow experiment name (default: forecast/<ticker or data source>)")
     track: bool = option(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
+    quantiles: list[float] = option(DEFAULT_QUANTILES, "quantile levels written for distribution forecasts (columns q01, q05, ...)")
+
+    def __post_init__(self) -> None:
+        require(bool(self.quantiles) and all(0 < q < 1 for q in self.quantiles), "quantiles", self.quantiles,
+                "needs levels between 0 and 1 (exclusive)")
+        self.quantiles = sorted(set(self.quantiles))
+        if self.network.distribution and self.data.target == "volatility":
+            raise ForecastError(f"--distribution {self.network.distribution} forecasts the return's distribution; "
+                                f"it cannot be used with --target volatility")
 
 
 @dataclass
@@ -144,6 +156,7 @@ class FitConfig(RunConfig):
     model: str = option("lstm", "model name from the registry (see `forecast models`) or your own cell as module:Class")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         get_entry(self.model, self.data.target)   # an unknown name or target: one line, before any import of torch
 
 
@@ -176,6 +189,7 @@ class BacktestConfig(RunConfig):
     backtest: BacktestSettings = field(default_factory=BacktestSettings)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         parse_models(self.backtest.models, self.data.target)
 
 
@@ -197,6 +211,9 @@ class DiagnoseConfig(RunConfig):
     diagnose: DiagnoseSettings = field(default_factory=DiagnoseSettings)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.network.distribution is None, "distribution", self.network.distribution,
+                "is not used by diagnose gradients (it follows a point forecast's gradient)")
         if any(e.kind != "network" for e in parse_models(self.diagnose.models)):
             raise ForecastError("--models: gradient flow needs recurrent models, not baselines")
 

@@ -2,7 +2,9 @@
 
 The frame is the contract of the design notes: ``date, model, fold, y_true, y_pred``
 (plus ``step`` when ``--horizon`` > 1), where ``date`` is the day forecast and the
-forecast used data up to the previous trading day only.
+forecast used data up to the previous trading day only. With distribution forecasts it
+also has ``q01 ... q99`` (the quantile levels asked for), ``scale`` (the standard deviation)
+and ``df``, empty for point forecasts.
 
 The verdicts answer "which model has skill" with the tests meant for many models at
 once, so that comparing ten models does not let one pass by chance:
@@ -20,14 +22,17 @@ import numpy as np
 import pandas as pd
 
 from .data.windows import Series, make_targets
+from .distributions import Distribution, column_names
 from .metrics import forecast_metrics, model_confidence_set, spa_test, trading_metrics, trading_returns
 
 NAIVE = "naive"
 
 
 def prediction_frame(series: Series, origins: np.ndarray, forecasts: dict[str, np.ndarray], horizon: int,
-                     fold: int = 0) -> pd.DataFrame:
-    """Long frame, one row per model, forecast day (and step)."""
+                     fold: int = 0, distributions: dict[str, Distribution] | None = None,
+                     levels: list[float] | None = None) -> pd.DataFrame:
+    """Long frame, one row per model, forecast day (and step). With ``levels``, the distribution columns
+    too: each model's from ``distributions``, empty (NaN) for a model without one."""
     y = make_targets(series.target, origins, horizon).astype(np.float64)  # [N, H]
     parts = []
     for model, pred in forecasts.items():
@@ -37,6 +42,10 @@ def prediction_frame(series: Series, origins: np.ndarray, forecasts: dict[str, n
                 "y_true": y[:, step - 1], "y_pred": np.asarray(pred, dtype=np.float64)[:, step - 1]})
             if horizon > 1:
                 part["step"] = step
+            if levels:
+                dist = (distributions or {}).get(model)
+                columns = dist.columns(levels, step) if dist is not None else {}
+                part = part.assign(**{c: columns.get(c, np.nan) for c in column_names(levels)})
             parts.append(part)
     return pd.concat(parts, ignore_index=True)
 

@@ -17,6 +17,10 @@ METRIC_LABELS = {
     "always_up_hit_rate": "Always up", "pt_stat": "PT stat", "pt_pvalue": "PT p", "dm_stat": "DM stat",
     "dm_pvalue": "DM p", "mcs_pvalue": "MCS p", "in_mcs": "in MCS", "qlike": "QLIKE",
     "sharpe_long_flat": "Sharpe L/F", "sharpe_long_short": "Sharpe L/S", "fit_seconds": "fit s",
+    "crps": "CRPS", "nll": "NLL", "pinball": "Pinball", "coverage_90": "In 90% int.", "var01_hits": "1% VaR hits",
+    "kupiec_pvalue": "Kupiec p", "christoffersen_pvalue": "Christoffersen p", "coverage": "Coverage",
+    "crps_dm_pvalue": "CRPS DM p", "crps_in_mcs": "CRPS in MCS", "crps_verdict": "CRPS vs benchmark",
+    "mean_vol": "Mean (daily)", "corr_realized": "Corr. with realized",
 }
 
 
@@ -29,8 +33,10 @@ def _fmt(value, key: str = "") -> str:
         return f"{value:.6f}"
     if key in ("r2_oos",):
         return f"{value:+.4f}"
-    if key in ("dir_acc", "always_up_hit_rate"):
+    if key in ("dir_acc", "always_up_hit_rate", "coverage_90", "var01_hits"):
         return f"{100 * value:.1f}%"
+    if key in ("mean_vol",):
+        return f"{100 * value:.3f}%"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 

@@ -4,7 +4,9 @@
 ``network.json`` as its artifacts. ``mlflow.pyfunc.load_model(uri)`` and ``mlflow models
 predict`` run this file, which rebuilds the network from the toolkit's own classes and
 loads the weights as tensors only. Input: raw windows ``[N, L, F]`` (float32, unscaled,
-the features of ``network.json`` in order); output: forecasts ``[N, H]`` in target units.
+the features of ``network.json`` in order); output: forecasts ``[N, H]`` in target units, or for a
+distribution network (``--distribution``) ``[N, H, P]``: mean, standard deviation (and Student-t
+degrees of freedom) per step.
 
 ``forecast predict`` does not go through here: it reads the two files directly.
 """

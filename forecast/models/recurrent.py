@@ -14,6 +14,7 @@ from torch import nn
 from ..config import NetworkConfig
 from .chrono import gate_biases, keep_bias
 from .custom import build_cell, is_dotted
+from .distribution_head import DistributionHead, combine_members
 from .variants import make_variant
 
 TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -69,28 +70,35 @@ class NetShape:
     hidden_size: int = 64
     num_layers: int = 1
     dropout: float = 0.0
+    distribution: str | None = None   # None: a point forecast; "normal" / "student-t": a distribution head
 
     @classmethod
     def of(cls, cell: str, input_size: int, horizon: int, network: NetworkConfig) -> "NetShape":
-        return cls(cell, input_size, horizon, network.hidden_size, network.num_layers, network.dropout)
+        return cls(cell, input_size, horizon, network.hidden_size, network.num_layers, network.dropout,
+                   network.distribution)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class RecurrentNet(nn.Module):
-    """Plain ``nn.Module``: recurrent layers -> last hidden state -> linear head (nanoGPT's ``GPT(config)``)."""
+    """Plain ``nn.Module``: recurrent layers -> last hidden state -> linear head (nanoGPT's ``GPT(config)``).
+
+    With ``shape.distribution`` the head is a ``DistributionHead``: ``[B, H]`` becomes ``[B, H, P]``
+    (mean, sd (, df)) below.
+    """
 
     def __init__(self, shape: NetShape, chrono: int = 0):
         super().__init__()
         self.shape = shape
         self.rnn = make_recurrent(shape.cell, shape.input_size, shape.hidden_size, shape.num_layers, shape.dropout,
                                   chrono)
-        self.head = nn.Linear(shape.hidden_size, shape.horizon)
+        self.head = (nn.Linear(shape.hidden_size, shape.horizon) if shape.distribution is None
+                     else DistributionHead(shape.hidden_size, shape.horizon, shape.distribution))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)           # [B, L, F] -> [B, L, D]
-        return self.head(out[:, -1])   # [B, D] -> [B, H]
+        return self.head(out[:, -1])   # [B, D] -> [B, H] (or [B, H, P])
 
     def forward_sequence(self, x: torch.Tensor, state=None):
         """Stateful run: an output at every step, and the state to carry on with."""
@@ -101,7 +109,9 @@ class RecurrentNet(nn.Module):
 class ScaledNetwork(nn.Module):
     """A trained network with its scaler baked in: raw windows in, forecasts in target units out.
 
-    This is what gets logged to MLflow, so a loaded model needs no separate scaler.
+    This is what gets logged to MLflow, so a loaded model needs no separate scaler. A distribution
+    network's (mean, sd, df) come out in target units too: the mean unscaled, the sd times the
+    target's scale, the degrees of freedom unchanged.
     """
 
     def __init__(self, net: nn.Module, feature_mean, feature_scale, target_mean: float, target_scale: float):
@@ -114,15 +124,25 @@ class ScaledNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = (x - self.feature_mean) / self.feature_scale       # [B, L, F]
-        return self.net(z) * self.target_scale + self.target_mean  # [B, H]
+        out = self.net(z)
+        if out.dim() == 2:
+            return out * self.target_scale + self.target_mean  # [B, H]
+        mean = out[..., 0] * self.target_scale + self.target_mean   # [B, H, P] -> [B, H] each
+        sd = out[..., 1] * self.target_scale
+        return torch.stack([mean, sd, *out[..., 2:].unbind(-1)], dim=-1)   # [B, H, P]
 
 
 class MeanNetwork(nn.Module):
-    """Several trained networks as one model: the mean of their forecasts (a seed ensemble)."""
+    """Several trained networks as one model: the mean of their forecasts (a seed ensemble).
+
+    Distribution networks combine into one distribution of the same family with the mixture's mean
+    and variance (``combine_members``): its mean is the mean of the members' point forecasts.
+    """
 
     def __init__(self, networks: list[nn.Module]):
         super().__init__()
         self.networks = nn.ModuleList(networks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([net(x) for net in self.networks]).mean(dim=0)   # [S, B, H] -> [B, H]
+        outputs = torch.stack([net(x) for net in self.networks])   # [S, B, H] (or [S, B, H, P])
+        return outputs.mean(dim=0) if outputs.dim() == 3 else combine_members(outputs)   # [B, H] (or [B, H, P])

@@ -1,7 +1,8 @@
 """The Lightning module that trains a ``RecurrentNet``: the one training recipe, in one place.
 
 It takes the network's shape and the training settings as objects (``NetShape``,
-``TrainConfig``): MSE on the scaled target, Adam, gradient-norm clipping, optional
+``TrainConfig``): MSE on the scaled target (the negative log-likelihood for a distribution
+head, ``shape.distribution``), Adam, gradient-norm clipping, optional
 truncated BPTT, and a stop with a clear error when the loss stops being a number.
 """
 
@@ -15,11 +16,12 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..errors import ForecastError
+from .distribution_head import NegativeLogLikelihood
 from .recurrent import NetShape, RecurrentNet
 
 
 class RecurrentRegressor(pl.LightningModule):
-    """Lightning wrapper: MSE on the scaled target, Adam with gradient-norm clipping, one ``_common_step``.
+    """Lightning wrapper: MSE (or NLL) on the scaled target, Adam with gradient-norm clipping, one ``_common_step``.
 
     ``chrono``: the longest memory time scale of the chrono initialisation (0: PyTorch's biases).
     """
@@ -33,7 +35,7 @@ class RecurrentRegressor(pl.LightningModule):
         # closure machinery, which costs as much per step as these small networks' compute.
         self.automatic_optimization = False
         self.net = RecurrentNet(shape, chrono)
-        self.loss = nn.MSELoss()
+        self.loss = nn.MSELoss() if shape.distribution is None else NegativeLogLikelihood(shape.distribution)
         self._sums: dict[str, list] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
