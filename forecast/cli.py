@@ -155,8 +155,7 @@ def configure_output() -> None:
     logging.getLogger().addHandler(handler)
     for message in (r".*does not have many workers.*",          # batches come from tensors in memory, not workers
                     r".*LeafSpec.*", r".*isinstance\(treespec, LeafSpec\).*",   # Lightning vs torch's pytree
-                    r".*number of training batches .* is smaller than the logging interval.*",
-                    r".*Add type hints to the `predict` method.*"):     # MLflow, on our model-from-code
+                    r".*number of training batches .* is smaller than the logging interval.*"):
         warnings.filterwarnings("ignore", message=message)
 
 

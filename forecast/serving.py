@@ -27,7 +27,7 @@ class ForecastNetwork(PythonModel):
         folder = Path(context.artifacts["weights"]).parent
         self.network = load_network(folder)
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         import torch
 
         x = torch.from_numpy(np.asarray(model_input, dtype=np.float32))   # [N, L, F]
