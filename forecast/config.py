@@ -128,16 +128,22 @@ class TrainConfig:
 
 
 @dataclass
-class RunConfig:
-    """What every command that trains shares: data, network, training, and where results go."""
+class OutputSettings:
+    """Where a command's results go: its output folder and its MLflow run."""
+
+    out: str | None = option(None, "folder for this run's files: new, empty, or an earlier output (default: a new folder under runs/)")
+    overwrite: bool = option(False, "replace the earlier output found in --out (only the files its manifest.json lists)")
+    experiment: str | None = option(None, "MLflow experiment name (default: forecast/<ticker or data source>)")
+    track: bool = option(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
+
+
+@dataclass
+class RunConfig(OutputSettings):
+    """What every command that trains on market data shares: data, network, training, and where results go."""
 
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    out: str | None = option(None, "folder for this run's files: new, empty, or an earlier output (default: runs/<data>-<what>-<time>)")
-    overwrite: bool = option(False, "replace the earlier output found in --out (only the files its manifest.json lists)")
-    experiment: str | None = option(None, "MLflow experiment name (default: forecast/<ticker or data source>)")
-    track: bool = option(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
     quantiles: list[float] = option(DEFAULT_QUANTILES, "quantile levels written for distribution forecasts (columns q01, q05, ...)")
 
     def __post_init__(self) -> None:
@@ -243,16 +249,13 @@ class BenchSettings:
 
 
 @dataclass
-class BenchConfig:
+class BenchConfig(OutputSettings):
     """`forecast bench`: models on simulated series with a known best possible error."""
 
+    experiment: str | None = option("forecast/bench", "MLflow experiment name")
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     bench: BenchSettings = field(default_factory=BenchSettings)
-    out: str | None = option(None, "folder for this run's files: new, empty, or an earlier output (default: runs/bench-<time>)")
-    overwrite: bool = option(False, "replace the earlier output found in --out (only the files its manifest.json lists)")
-    experiment: str | None = option("forecast/bench", "MLflow experiment name")
-    track: bool = option(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
 
     def __post_init__(self) -> None:
         parse_models(self.bench.models, "return")

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .distributions import Distribution
 from .evaluation import first_step
-from .report import pyplot
+from .report import pyplot, save_figure
 
 BAND_LEVELS = [0.01, 0.05, 0.5, 0.95, 0.99]
 EXPECTED = 0.01      # share of days below the 1% VaR of a calibrated forecast
@@ -45,9 +45,7 @@ def plot_fan_chart(bands: pd.DataFrame, path: Path, title: str, last_days: int =
     fig.suptitle(title)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_var_hits(bands: pd.DataFrame, path: Path, title: str) -> Path:
@@ -74,9 +72,7 @@ def plot_var_hits(bands: pd.DataFrame, path: Path, title: str) -> Path:
     bottom.set_xlabel("hit days")
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_implied_volatility(frame: pd.DataFrame, dists: dict[str, Distribution], realized: pd.Series,
@@ -98,6 +94,4 @@ def plot_implied_volatility(frame: pd.DataFrame, dists: dict[str, Distribution],
     ax.legend(loc="upper left", ncol=4, fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

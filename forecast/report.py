@@ -49,6 +49,13 @@ def text_table(rows: list[dict], columns: list[str], first: str = "model") -> st
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(b) for b in body])
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure as a PNG and free it (a long backtest draws many)."""
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
 def pyplot():
     import matplotlib
 
@@ -75,9 +82,7 @@ def plot_forecasts(predictions: pd.DataFrame, path: Path, title: str, last_days:
     ax.legend(loc="upper left", ncol=6, fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_equity(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
@@ -92,9 +97,7 @@ def plot_equity(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
     ax.legend(loc="upper left", fontsize=8, ncol=3)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_cumulative_sse_difference(predictions: pd.DataFrame, naive: str, path: Path, title: str) -> Path:
@@ -115,9 +118,7 @@ def plot_cumulative_sse_difference(predictions: pd.DataFrame, naive: str, path: 
     ax.legend(loc="upper left", fontsize=8, ncol=4)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_fold_bars(per_fold: pd.DataFrame, metric: str, path: Path, title: str) -> Path:
@@ -136,9 +137,7 @@ def plot_fold_bars(per_fold: pd.DataFrame, metric: str, path: Path, title: str) 
     ax.set_title(title)
     ax.legend(fontsize=8, ncol=4)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def html_report(path: Path, title: str, intro: list[str], tables: list[tuple[str, pd.DataFrame]],
@@ -178,9 +177,7 @@ def plot_gradient_flow(frame: pd.DataFrame, path: Path, title: str) -> Path:
     axes[0].legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_bench(frame: pd.DataFrame, path: Path, title: str) -> Path:
@@ -205,6 +202,4 @@ def plot_bench(frame: pd.DataFrame, path: Path, title: str) -> Path:
     ax.legend(fontsize=8, ncol=2)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
