@@ -78,6 +78,7 @@ def score(frame: pd.DataFrame, target: str, horizon: int = 1) -> dict[str, dict[
 # ---------------------------------------------------------------- many models at once
 
 SPA_LEVEL = 0.05
+TRADING_COLUMNS = ("cagr", "ann_vol", "sharpe", "max_drawdown", "total_return", "turnover")
 MCS_SIZE = 0.10
 HIGHER_IS_BETTER = {"r2_oos", "dir_acc", "sharpe_long_flat", "sharpe_long_short", "cagr_long_flat", "cagr_long_short"}
 
@@ -139,3 +140,14 @@ def trading_table(frame: pd.DataFrame, cost_bps: float) -> tuple[dict[str, dict[
     out["buy_and_hold"] = trading_metrics(hold, np.ones_like(hold))
     curves["buy_and_hold"] = pd.Series(np.exp(np.cumsum(hold)), index=naive_rows["date"].to_numpy())
     return out, curves
+
+
+def trading_rows(trading: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """The trading table for people: one row per model and rule (long/flat, long/short, buy and hold)."""
+    rows = []
+    for model, values in trading.items():
+        rules = [("buy and hold", "")] if model == "buy_and_hold" else [("long/flat", "_long_flat"),
+                                                                          ("long/short", "_long_short")]
+        for rule, suffix in rules:
+            rows.append({"model": model, "rule": rule, **{k: values.get(f"{k}{suffix}") for k in TRADING_COLUMNS}})
+    return pd.DataFrame(rows)

@@ -21,6 +21,8 @@ METRIC_LABELS = {
     "kupiec_pvalue": "Kupiec p", "christoffersen_pvalue": "Christoffersen p", "coverage": "Coverage",
     "crps_dm_pvalue": "CRPS DM p", "crps_in_mcs": "CRPS in MCS", "crps_verdict": "CRPS vs benchmark",
     "mean_vol": "Mean (daily)", "corr_realized": "Corr. with realized",
+    "cagr": "CAGR", "ann_vol": "Volatility", "sharpe": "Sharpe", "max_drawdown": "Max drawdown",
+    "total_return": "Total return", "turnover": "Turnover / year",
 }
 
 
@@ -33,7 +35,8 @@ def _fmt(value, key: str = "") -> str:
         return f"{value:.6f}"
     if key in ("r2_oos",):
         return f"{value:+.4f}"
-    if key in ("dir_acc", "always_up_hit_rate", "coverage_90", "var01_hits"):
+    if key in ("dir_acc", "always_up_hit_rate", "coverage_90", "var01_hits", "cagr", "ann_vol", "max_drawdown",
+               "total_return"):
         return f"{100 * value:.1f}%"
     if key in ("mean_vol",):
         return f"{100 * value:.3f}%"

@@ -15,7 +15,8 @@ import pandas as pd
 
 from .. import tracking
 from ..config import BacktestConfig
-from ..evaluation import NAIVE, leaderboard, multiple_comparison, prediction_frame, score, trading_table
+from ..evaluation import (NAIVE, leaderboard, multiple_comparison, prediction_frame, score, trading_rows,
+                          trading_table)
 from ..metrics import rmse
 from ..models import get_entry, parse_models
 from ..models.custom import load_cell
@@ -118,7 +119,7 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
         tables = [("Leaderboard", board.drop(columns=[c for c in board if c.startswith("rmse_by_seed")]))]
         if trading:
             tables.append((f"Trading (sign of the forecast, {b.cost_bps:g} bps per unit turnover)",
-                           pd.DataFrame([{"model": m, **v} for m, v in trading.items()])))
+                           trading_rows(trading)))
         if section:
             intro += section.intro
             tables[1:1] = section.tables
