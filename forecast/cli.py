@@ -155,6 +155,7 @@ def configure_output() -> None:
     """What the user sees: our lines on stdout, library warnings only when they matter."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")           # migrations, run links
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")      # offline-first: no calls home unless asked
     # Lightning adds its own INFO handler unless the root logger has one: give it ours, at WARNING.
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
@@ -162,8 +163,7 @@ def configure_output() -> None:
     logging.getLogger().addHandler(handler)
     for message in (r".*does not have many workers.*",          # batches come from tensors in memory, not workers
                     r".*LeafSpec.*", r".*isinstance\(treespec, LeafSpec\).*",   # Lightning vs torch's pytree
-                    r".*number of training batches .* is smaller than the logging interval.*",
-                    r".*Add type hints to the `predict` method.*"):     # MLflow, on our model-from-code
+                    r".*number of training batches .* is smaller than the logging interval.*"):
         warnings.filterwarnings("ignore", message=message)
 
 

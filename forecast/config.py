@@ -22,13 +22,16 @@ from typing import Any, Literal
 
 from .data.tickers import check_ticker
 from .errors import ForecastError
+from .models import get_entry, parse_models
 from .settings_io import option, require  # noqa: F401  (re-exported: the helpers of every settings class)
 
 Target = Literal["return", "volatility"]
 Feature = Literal["returns", "range", "volume"]
-SyntheticKind = Literal["rw", "ar2", "longmem", "tar"]
+SyntheticKind = Literal["rw", "ar2", "longmem", "tar", "garch"]
 Window = Literal["expanding", "rolling"]
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu"]   # Lightning's names
+DistributionFamily = Literal["normal", "student-t"]
+DEFAULT_QUANTILES = [0.01, 0.05, 0.5, 0.95, 0.99]
 Sampler = Literal["random", "tpe"]
 
 
@@ -83,6 +86,7 @@ class NetworkConfig:
     num_layers: int = option(1, "stacked recurrent layers")
     dropout: float = option(0.0, "dropout between recurrent layers (needs num_layers > 1)")
     chrono: bool = option(True, "chrono initialisation of LSTM/GRU gate biases: memory time scales up to --lookback steps")
+    distribution: DistributionFamily | None = option(None, "forecast a distribution of the return, not only a point: the head outputs location and scale (and degrees of freedom), trained by negative log-likelihood (return target only)")
 
     def __post_init__(self) -> None:
         require(self.hidden_size >= 1, "hidden_size", self.hidden_size, "must be at least 1")
@@ -129,16 +133,35 @@ class TrainConfig:
 
 
 @dataclass
-class RunConfig:
-    """What every command that trains shares: data, network, training, and where results go."""
+class OutputSettings:
+    """Where a command's results go: its output folder and its MLflow run."""
+
+    out: str | None = option(None, "folder for this run's files: new, empty, or an earlier output (default: a new folder under runs/)")
+    overwrite: bool = option(False, "replace the earlier output found in --out (only the files its manifest.json lists)")
+    experiment: str | None = option(None, "MLflow experiment name (default: forecast/<ticker or data source>)")
+    track: bool = option(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
+
+
+@dataclass
+class RunConfig(OutputSettings):
+    """What every command that trains on market data shares: data, network, training, and where results go."""
 
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    out: str | None = option(None, "folder for this run's files: new, empty, or an earlier output (default: runs/<data>-<what>-<time>)")
-    overwrite: bool = option(False, "replace the earlier output found in --out (only the files its manifest.json lists)")
-    experiment: str | None = option(None, "MLflow experiment name (default: forecast/<ticker or data source>)")
-    track: bool = option(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
+    quantiles: list[float] = option(DEFAULT_QUANTILES, "quantile levels written for distribution forecasts (columns q01, q05, ...)")
+
+    def __post_init__(self) -> None:
+        require(bool(self.quantiles) and all(0 < q < 1 for q in self.quantiles), "quantiles", self.quantiles,
+                "needs levels between 0 and 1 (exclusive)")
+        self.quantiles = sorted(set(self.quantiles))
+        check_distribution(self.network, self.data)
+
+
+def check_distribution(network: NetworkConfig, data: DataConfig) -> None:
+    if network.distribution and data.target == "volatility":
+        raise ForecastError(f"--distribution {network.distribution} forecasts the return's distribution; "
+                            f"it cannot be used with --target volatility")
 
 
 @dataclass
@@ -146,6 +169,10 @@ class FitConfig(RunConfig):
     """`forecast fit`: one model, one time-ordered split."""
 
     model: str = option("lstm", "model name from the registry (see `forecast models`) or your own cell as module:Class")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        get_entry(self.model, self.data.target)   # an unknown name or target: one line, before any import of torch
 
 
 @dataclass
@@ -177,6 +204,10 @@ class BacktestConfig(RunConfig):
 
     backtest: BacktestSettings = field(default_factory=BacktestSettings)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        parse_models(self.backtest.models, self.data.target)
+
 
 @dataclass
 class DiagnoseSettings:
@@ -194,6 +225,13 @@ class DiagnoseConfig(RunConfig):
 
     data: DataConfig = field(default_factory=lambda: DataConfig(lookback=50))
     diagnose: DiagnoseSettings = field(default_factory=DiagnoseSettings)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.network.distribution is None, "distribution", self.network.distribution,
+                "is not used by diagnose gradients (it follows a point forecast's gradient)")
+        if any(e.kind != "network" for e in parse_models(self.diagnose.models)):
+            raise ForecastError("--models: gradient flow needs recurrent models, not baselines")
 
 
 @dataclass
@@ -221,16 +259,16 @@ class BenchSettings:
 
 
 @dataclass
-class BenchConfig:
+class BenchConfig(OutputSettings):
     """`forecast bench`: models on simulated series with a known best possible error."""
 
+    experiment: str | None = option("forecast/bench", "MLflow experiment name")
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     bench: BenchSettings = field(default_factory=BenchSettings)
-    out: str | None = option(None, "folder for this run's files: new, empty, or an earlier output (default: runs/bench-<time>)")
-    overwrite: bool = option(False, "replace the earlier output found in --out (only the files its manifest.json lists)")
-    experiment: str | None = option("forecast/bench", "MLflow experiment name")
-    track: bool = option(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
+
+    def __post_init__(self) -> None:
+        parse_models(self.bench.models, "return")
 
 
 @dataclass
@@ -367,6 +405,7 @@ class SweepConfig:
     track: bool = option(True, "log the sweep and every trial to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
 
     def __post_init__(self) -> None:
+        check_distribution(self.network, self.data)
         defaults = {"data": DataConfig(), "network": NetworkConfig(), "train": TrainConfig()}
         for key, (section, name) in SEARCHED.items():
             if getattr(getattr(self, section), name) != getattr(defaults[section], name):

@@ -2,7 +2,9 @@
 
 The frame is the contract of the design notes: ``date, model, fold, y_true, y_pred``
 (plus ``step`` when ``--horizon`` > 1), where ``date`` is the day forecast and the
-forecast used data up to the previous trading day only.
+forecast used data up to the previous trading day only. With distribution forecasts it
+also has ``q01 ... q99`` (the quantile levels asked for), ``scale`` (the standard deviation)
+and ``df``, empty for point forecasts.
 
 The verdicts answer "which model has skill" with the tests meant for many models at
 once, so that comparing ten models does not let one pass by chance:
@@ -20,14 +22,17 @@ import numpy as np
 import pandas as pd
 
 from .data.windows import Series, make_targets
+from .distributions import Distribution, column_names
 from .metrics import forecast_metrics, model_confidence_set, spa_test, trading_metrics, trading_returns
 
 NAIVE = "naive"
 
 
 def prediction_frame(series: Series, origins: np.ndarray, forecasts: dict[str, np.ndarray], horizon: int,
-                     fold: int = 0) -> pd.DataFrame:
-    """Long frame, one row per model, forecast day (and step)."""
+                     fold: int = 0, distributions: dict[str, Distribution] | None = None,
+                     levels: list[float] | None = None) -> pd.DataFrame:
+    """Long frame, one row per model, forecast day (and step). With ``levels``, the distribution columns
+    too: each model's from ``distributions``, empty (NaN) for a model without one."""
     y = make_targets(series.target, origins, horizon).astype(np.float64)  # [N, H]
     parts = []
     for model, pred in forecasts.items():
@@ -37,6 +42,10 @@ def prediction_frame(series: Series, origins: np.ndarray, forecasts: dict[str, n
                 "y_true": y[:, step - 1], "y_pred": np.asarray(pred, dtype=np.float64)[:, step - 1]})
             if horizon > 1:
                 part["step"] = step
+            if levels:
+                dist = (distributions or {}).get(model)
+                columns = dist.columns(levels, step) if dist is not None else {}
+                part = part.assign(**{c: columns.get(c, np.nan) for c in column_names(levels)})
             parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
@@ -69,6 +78,7 @@ def score(frame: pd.DataFrame, target: str, horizon: int = 1) -> dict[str, dict[
 # ---------------------------------------------------------------- many models at once
 
 SPA_LEVEL = 0.05
+TRADING_COLUMNS = ("cagr", "ann_vol", "sharpe", "max_drawdown", "total_return", "turnover")
 MCS_SIZE = 0.10
 HIGHER_IS_BETTER = {"r2_oos", "dir_acc", "sharpe_long_flat", "sharpe_long_short", "cagr_long_flat", "cagr_long_short"}
 
@@ -130,3 +140,14 @@ def trading_table(frame: pd.DataFrame, cost_bps: float) -> tuple[dict[str, dict[
     out["buy_and_hold"] = trading_metrics(hold, np.ones_like(hold))
     curves["buy_and_hold"] = pd.Series(np.exp(np.cumsum(hold)), index=naive_rows["date"].to_numpy())
     return out, curves
+
+
+def trading_rows(trading: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """The trading table for people: one row per model and rule (long/flat, long/short, buy and hold)."""
+    rows = []
+    for model, values in trading.items():
+        rules = [("buy and hold", "")] if model == "buy_and_hold" else [("long/flat", "_long_flat"),
+                                                                          ("long/short", "_long_short")]
+        for rule, suffix in rules:
+            rows.append({"model": model, "rule": rule, **{k: values.get(f"{k}{suffix}") for k in TRADING_COLUMNS}})
+    return pd.DataFrame(rows)

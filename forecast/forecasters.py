@@ -3,13 +3,16 @@
 Networks train with Lightning (the one recipe of ``TrainConfig``: Adam, gradient
 clipping, early stopping on the validation loss, best weights restored), once per
 seed when there are several (a seed ensemble forecasts with their mean); baselines
-fit on the same windows. Nothing here talks to MLflow: epoch losses go to an
+fit on the same windows. Models that forecast a distribution (networks with
+``--distribution``, the distribution baselines) also have ``predict_distribution``,
+whose mean is their ``predict``. Nothing here talks to MLflow: epoch losses go to an
 optional ``on_epoch`` callback and the history is returned.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -22,8 +25,9 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from .config import NetworkConfig, TrainConfig
 from .data.datamodule import WindowDataModule
 from .data.windows import Series, Split, make_inputs, make_targets
+from .distributions import Distribution
 from .errors import ForecastError
-from .models import ModelEntry, baselines
+from .models import ModelEntry, baselines, distribution_baselines
 from .models.recurrent import MeanNetwork, NetShape, ScaledNetwork
 from .models.regressor import RecurrentRegressor
 
@@ -126,7 +130,7 @@ class NetworkForecaster:
                                 f"{str(err).splitlines()[0]}") from None
         trainer.fit(module, datamodule=datamodule)
         self.module_, self.scaler_, self.history_ = module, datamodule.scaler, recorder.history
-        self.best_epoch_ = recorder.best_epoch
+        self.best_epoch_, self.best_val_loss_ = recorder.best_epoch, recorder.best_loss
         self.network_ = self.export()
         return self
 
@@ -140,11 +144,20 @@ class NetworkForecaster:
         """Weights to warm-start the next fold from."""
         return copy.deepcopy(self.module_.state_dict())
 
-    def predict(self, series: Series, origins: np.ndarray) -> np.ndarray:
-        """Forecasts ``[N, H]`` for all origins in one batched pass."""
+    def output(self, series: Series, origins: np.ndarray) -> np.ndarray:
+        """The network's output in target units for all origins in one batched pass: ``[N, H]`` (``[N, H, P]``)."""
         x = torch.from_numpy(make_inputs(series.features, origins, self.ctx.lookback))
         with torch.no_grad():
             return self.network_(x).double().numpy()
+
+    def predict(self, series: Series, origins: np.ndarray) -> np.ndarray:
+        """Forecasts ``[N, H]`` (a distribution's mean)."""
+        out = self.output(series, origins)
+        return out[..., 0] if out.ndim == 3 else out
+
+    def predict_distribution(self, series: Series, origins: np.ndarray) -> Distribution | None:
+        family = self.network.distribution
+        return Distribution.from_output(family, self.output(series, origins)) if family else None
 
 
 class SeedEnsemble:
@@ -170,6 +183,16 @@ class SeedEnsemble:
     def predict(self, series: Series, origins: np.ndarray) -> np.ndarray:
         return self.member_predictions(series, origins).mean(axis=0)
 
+    def predict_distribution(self, series: Series, origins: np.ndarray) -> Distribution | None:
+        """The members' distributions combined into one of the same family with their mixture's mean and
+        variance (``MeanNetwork``, the network that gets logged)."""
+        family = self.members[0].network.distribution
+        if not family:
+            return None
+        x = torch.from_numpy(make_inputs(series.features, origins, self.members[0].ctx.lookback))
+        with torch.no_grad():
+            return Distribution.from_output(family, self.network_(x).double().numpy())
+
     def state(self) -> list[dict]:
         return [m.state() for m in self.members]
 
@@ -191,11 +214,53 @@ class BaselineForecaster:
     def predict(self, series: Series, origins: np.ndarray) -> np.ndarray:
         return np.asarray(self.estimator.predict(make_inputs(series.features, origins, self.ctx.lookback)), dtype=np.float64)
 
+    def predict_distribution(self, series: Series, origins: np.ndarray) -> None:
+        return None                              # a point forecast
+
+
+class DistributionBaselineForecaster:
+    """A distribution baseline of the return (``models.distribution_baselines``), fitted on the returns and
+    volatility proxy of the days the networks train on (train and validation); each forecast sees the
+    series up to its origin only."""
+
+    def __init__(self, entry: ModelEntry, ctx: FitContext, family: str | None = None):
+        self.entry, self.ctx = entry, ctx
+        cls = getattr(distribution_baselines, entry.dist_baseline)
+        options = {"family": family or "normal"} if "family" in inspect.signature(cls).parameters else {}
+        self.estimator = cls(horizon=ctx.horizon, **options)
+        self.history_: list[dict[str, float]] = []
+
+    def fit(self, series: Series, split: Split) -> "DistributionBaselineForecaster":
+        origins = np.concatenate([split.train, split.val])
+        first, last = int(origins.min()) - self.ctx.lookback + 1, int(origins.max()) + self.ctx.horizon
+        self.estimator.fit(series.returns[first:last + 1], series.proxy[first:last + 1])
+        return self
+
+    def predict_distribution(self, series: Series, origins: np.ndarray) -> Distribution:
+        end = int(np.max(origins)) + 1           # nothing after the last origin reaches the estimator
+        return self.estimator.predict_distribution(series.returns[:end], series.proxy[:end], origins)
+
+    def predict(self, series: Series, origins: np.ndarray) -> np.ndarray:
+        return self.predict_distribution(series, origins).mean
+
+
+def validation_nll(model: NetworkForecaster | SeedEnsemble) -> float:
+    """A trained distribution network's mean negative log-likelihood on its validation windows at its best
+    epoch, in the target's own units (the loss is on the scaled target: ``+ log(target scale)``), so that
+    trials of a search with different settings compare on one scale (mean over a seed ensemble's members).
+    The objective of a sweep with ``--distribution``; lower is better."""
+    members = model.members if isinstance(model, SeedEnsemble) else [model]
+    if not members[0].network.distribution:
+        raise ValueError("validation_nll needs a network with a distribution head (--distribution)")
+    return float(np.mean([m.best_val_loss_ + np.log(m.scaler_.target_scale_) for m in members]))
+
 
 def make_forecaster(entry: ModelEntry, network: NetworkConfig, train: TrainConfig, ctx: FitContext,
                     init_state: dict | list | None = None, progress: bool = True, on_epoch: EpochHook | None = None):
     """The forecaster of a registry entry: a network (a seed ensemble with several seeds) or a baseline."""
     if entry.kind != "network":
+        if entry.dist_baseline and ctx.target == "return":
+            return DistributionBaselineForecaster(entry, ctx, network.distribution)
         return BaselineForecaster(entry, ctx)
     seeds = train.seed_list
     if len(seeds) == 1:

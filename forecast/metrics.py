@@ -109,7 +109,12 @@ def diebold_mariano(y: np.ndarray, p: np.ndarray, naive: np.ndarray, horizon: in
     Student t with ``T-1`` degrees of freedom. Negative: the model's errors are smaller.
     Returns ``(statistic, two-sided p-value)``.
     """
-    d = (np.asarray(y) - p) ** 2 - (np.asarray(y) - naive) ** 2
+    return diebold_mariano_losses((np.asarray(y) - p) ** 2, (np.asarray(y) - naive) ** 2, horizon)
+
+
+def diebold_mariano_losses(loss: np.ndarray, base_loss: np.ndarray, horizon: int = 1) -> tuple[float, float]:
+    """The same test on any daily losses (e.g. CRPS): ``d_t = loss_t - base_loss_t``; see :func:`diebold_mariano`."""
+    d = np.asarray(loss, dtype=np.float64) - np.asarray(base_loss, dtype=np.float64)
     t = len(d)
     if t < 3:
         return float("nan"), float("nan")

@@ -17,6 +17,12 @@ METRIC_LABELS = {
     "always_up_hit_rate": "Always up", "pt_stat": "PT stat", "pt_pvalue": "PT p", "dm_stat": "DM stat",
     "dm_pvalue": "DM p", "mcs_pvalue": "MCS p", "in_mcs": "in MCS", "qlike": "QLIKE",
     "sharpe_long_flat": "Sharpe L/F", "sharpe_long_short": "Sharpe L/S", "fit_seconds": "fit s",
+    "crps": "CRPS", "nll": "NLL", "pinball": "Pinball", "coverage_90": "In 90% int.", "var01_hits": "1% VaR hits",
+    "kupiec_pvalue": "Kupiec p", "christoffersen_pvalue": "Christoffersen p", "coverage": "Coverage",
+    "crps_dm_pvalue": "CRPS DM p", "crps_in_mcs": "CRPS in MCS", "crps_verdict": "CRPS vs benchmark",
+    "mean_vol": "Mean (daily)", "corr_realized": "Corr. with realized",
+    "cagr": "CAGR", "ann_vol": "Volatility", "sharpe": "Sharpe", "max_drawdown": "Max drawdown",
+    "total_return": "Total return", "turnover": "Turnover / year",
 }
 
 
@@ -29,8 +35,11 @@ def _fmt(value, key: str = "") -> str:
         return f"{value:.6f}"
     if key in ("r2_oos",):
         return f"{value:+.4f}"
-    if key in ("dir_acc", "always_up_hit_rate"):
+    if key in ("dir_acc", "always_up_hit_rate", "coverage_90", "var01_hits", "cagr", "ann_vol", "max_drawdown",
+               "total_return"):
         return f"{100 * value:.1f}%"
+    if key in ("mean_vol",):
+        return f"{100 * value:.3f}%"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
@@ -41,6 +50,13 @@ def text_table(rows: list[dict], columns: list[str], first: str = "model") -> st
     widths = [max(len(x) for x in col) for col in zip(header, *body)]
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(b) for b in body])
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure as a PNG and free it (a long backtest draws many)."""
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
 
 
 def pyplot():
@@ -69,9 +85,7 @@ def plot_forecasts(predictions: pd.DataFrame, path: Path, title: str, last_days:
     ax.legend(loc="upper left", ncol=6, fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_equity(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
@@ -86,9 +100,7 @@ def plot_equity(curves: dict[str, pd.Series], path: Path, title: str) -> Path:
     ax.legend(loc="upper left", fontsize=8, ncol=3)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_cumulative_sse_difference(predictions: pd.DataFrame, naive: str, path: Path, title: str) -> Path:
@@ -109,9 +121,7 @@ def plot_cumulative_sse_difference(predictions: pd.DataFrame, naive: str, path: 
     ax.legend(loc="upper left", fontsize=8, ncol=4)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_fold_bars(per_fold: pd.DataFrame, metric: str, path: Path, title: str) -> Path:
@@ -130,9 +140,7 @@ def plot_fold_bars(per_fold: pd.DataFrame, metric: str, path: Path, title: str) 
     ax.set_title(title)
     ax.legend(fontsize=8, ncol=4)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def html_report(path: Path, title: str, intro: list[str], tables: list[tuple[str, pd.DataFrame]],
@@ -172,9 +180,7 @@ def plot_gradient_flow(frame: pd.DataFrame, path: Path, title: str) -> Path:
     axes[0].legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_bench(frame: pd.DataFrame, path: Path, title: str) -> Path:
@@ -199,6 +205,4 @@ def plot_bench(frame: pd.DataFrame, path: Path, title: str) -> Path:
     ax.legend(fontsize=8, ncol=2)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

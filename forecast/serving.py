@@ -4,7 +4,9 @@
 ``network.json`` as its artifacts. ``mlflow.pyfunc.load_model(uri)`` and ``mlflow models
 predict`` run this file, which rebuilds the network from the toolkit's own classes and
 loads the weights as tensors only. Input: raw windows ``[N, L, F]`` (float32, unscaled,
-the features of ``network.json`` in order); output: forecasts ``[N, H]`` in target units.
+the features of ``network.json`` in order); output: forecasts ``[N, H]`` in target units, or for a
+distribution network (``--distribution``) ``[N, H, P]``: mean, standard deviation (and Student-t
+degrees of freedom) per step.
 
 ``forecast predict`` does not go through here: it reads the two files directly.
 """
@@ -25,7 +27,7 @@ class ForecastNetwork(PythonModel):
         folder = Path(context.artifacts["weights"]).parent
         self.network = load_network(folder)
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         import torch
 
         x = torch.from_numpy(np.asarray(model_input, dtype=np.float32))   # [N, L, F]

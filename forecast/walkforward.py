@@ -22,6 +22,7 @@ import pandas as pd
 
 from .config import BacktestSettings, NetworkConfig, TrainConfig
 from .data.windows import MIN_EVAL, MIN_TRAIN, Series, Split, carve_validation, forecastable_origins, purged
+from .distributions import Distribution
 from .errors import ForecastError
 from .forecasters import FitContext, SeedEnsemble, make_forecaster
 from .models import ModelEntry
@@ -97,6 +98,7 @@ class UnitResult:
     epochs: int
     history: list
     by_seed: dict[int, np.ndarray] | None = None   # seed ensembles: each seed's forecasts [N, H]
+    distribution: Distribution | None = None       # distribution forecasts: their mean is ``forecasts``
 
 
 def run_unit(unit: Unit, series: Series, network: NetworkConfig, train: TrainConfig, lookback: int,
@@ -129,10 +131,13 @@ def _fit_folds(unit: Unit, series: Series, network: NetworkConfig, train: TrainC
             by_seed, forecasts = dict(zip(model.seeds, members)), members.mean(axis=0)
         else:
             forecasts = model.predict(series, fold.split.test)
+        distribution = model.predict_distribution(series, fold.split.test)
+        if distribution is not None:
+            forecasts = distribution.mean           # the point forecast is the distribution's mean, exactly
         if unit.warm_start and unit.entry.kind == "network":
             state = model.state()
         results.append(UnitResult(unit.entry.name, fold.number, forecasts, time.perf_counter() - start,
-                                  len(model.history_), model.history_, by_seed))
+                                  len(model.history_), model.history_, by_seed, distribution))
     return results
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# What the CLI's main does before MLflow is imported (the tests import it first): quiet migrations.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 
 import pytest
 

@@ -154,3 +154,12 @@ def test_compare_quotes_what_the_user_types(isolated, capsys):
 def test_predict_without_runs_leaves_no_store_behind(isolated, capsys):
     one_line_error(capsys, ["predict", "--offline"], "run `forecast fit` first")
     assert not (isolated / "mlflow.db").exists() and not (isolated / "mlruns").exists()
+
+
+def test_a_diverging_loss_stops_with_a_failed_run(isolated, capsys):
+    err = one_line_error(capsys, ["fit", "--offline", *TINY, "--max-epochs", "3", "--learning-rate", "1e30",
+                                  "--gradient-clip", "0", "--out", "fit"], "training diverged")
+    assert "lower --learning-rate" in err
+    runs = mlflow.search_runs(experiment_names=["forecast/^GSPC"])
+    assert list(runs["status"]) == ["FAILED"]
+    assert not (isolated / "fit" / "manifest.json").exists()

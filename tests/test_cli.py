@@ -133,7 +133,7 @@ def test_a_pickled_model_from_an_older_version_loads_only_when_allowed(isolated,
     mlflow.set_experiment("forecast/^GSPC")
     with mlflow.start_run(tags={"forecast.kind": "fit", "forecast.source": "^GSPC"}):
         mlflow.log_params({"data.lookback": 10, "data.target": "return", "data.features": "returns"})
-        mlflow.pytorch.log_model(network, name="model", serialization_format="pickle")
+        mlflow.pytorch.log_model(network, name="model", serialization_format="pickle", pip_requirements=["torch"])
     assert main(["predict", "--offline"]) == 2
     assert "--allow-pickle" in capsys.readouterr().err
     assert main(["predict", "--offline", "--allow-pickle"]) == 0

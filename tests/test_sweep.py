@@ -117,6 +117,16 @@ def test_tpe_prunes_on_the_folds_and_a_random_search_does_not(isolated):
     assert isinstance(make_pruner("random"), optuna.pruners.NopPruner)
 
 
+def test_a_distribution_sweep_scores_by_log_likelihood(isolated, capsys):
+    assert main(["sweep", *TINY, "--models", "gru", "--trials", "2", "--distribution", "normal", "--no-track",
+                 "--out", "sw"]) == 0
+    values = [t.value for t in load(STUDY.format("gru")).trials]
+    assert len(values) == 2 and all(v < -2 for v in values)       # NLL of daily returns, not a ratio near 1
+    assert "mean negative log-likelihood" in (isolated / "sw" / "best" / "gru.yaml").read_text()
+    assert main(["backtest", *DATA, "--from-sweep", "sw", "--no-track", "--out", "bt"]) == 2
+    assert "tuned networks with --distribution normal; add it" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--trials", "0"], "--trials must be at least 1, got 0"),
     (["--lr-range", "0.1,0.001"], "--lr-range must be LOW,HIGH with LOW <= HIGH"),

@@ -7,7 +7,7 @@ metrics -> files, figures, report.html -> MLflow parent run with one nested run 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +15,15 @@ import pandas as pd
 
 from .. import tracking
 from ..config import BacktestConfig
-from ..evaluation import NAIVE, leaderboard, multiple_comparison, prediction_frame, score, trading_table
+from ..evaluation import (NAIVE, leaderboard, multiple_comparison, prediction_frame, score, trading_rows,
+                          trading_table)
 from ..metrics import rmse
 from ..models import get_entry, parse_models
 from ..models.custom import load_cell
 from ..report import (html_report, plot_cumulative_sse_difference, plot_equity, plot_fold_bars, plot_forecasts,
                       text_table)
 from ..walkforward import make_folds, plan_units, run_units
+from .backtest_distribution import add_benchmark, distribution_section, forecasts_distributions
 from .common import Echo, RunRecord, check_custom_cells, data_tags, load_data, unique_models
 
 TAG_MODEL_RUN = "backtest-model"
@@ -36,6 +38,7 @@ class BacktestResult:
     leaderboard: pd.DataFrame
     out_dir: Path
     run_id: str | None
+    distributions: dict[str, dict] = field(default_factory=dict)   # per distribution model: scores and verdicts
 
 
 def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
@@ -48,6 +51,9 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
     entries = parse_models(unique_models(b.models, echo), d.target)
     if NAIVE not in [e.name for e in entries]:
         entries.append(get_entry(NAIVE))
+    distributional = forecasts_distributions(entries, d.target, cfg.network.distribution)
+    if distributional:
+        add_benchmark(entries, echo)
     for entry in entries:
         if entry.custom:
             load_cell(entry.cell)          # a user's class: a one-line error now, not in a worker
@@ -71,7 +77,9 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
 
         by_key = {(r.model, r.fold): r for r in results}
         tests = {f.number: f.split.test for f in folds}
-        frame = pd.concat([prediction_frame(series, tests[f], {e.name: by_key[e.name, f].forecasts}, d.horizon, f)
+        levels = cfg.quantiles if distributional else None
+        frame = pd.concat([prediction_frame(series, tests[f], {e.name: by_key[e.name, f].forecasts}, d.horizon, f,
+                                            {e.name: by_key[e.name, f].distribution}, levels)
                            for e in entries for f in tests], ignore_index=True)
         metrics = score(frame, d.target, d.horizon)
         _add_seed_rmse(metrics, results, frame, list(tests))
@@ -84,18 +92,22 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
         board = leaderboard(metrics, trading, spa)
         seconds = pd.DataFrame([(r.model, r.seconds) for r in results], columns=["model", "s"]).groupby("model")["s"].sum()
         board["fit_seconds"] = board["model"].map(seconds)
+        section = (distribution_section(record, frame, by_key, entries, folds, history, series, cfg, echo)
+                   if distributional else None)
+        overall_metrics = section.overall(metrics) if section else metrics
 
         record.csv("predictions.csv", frame)
         overall = pd.DataFrame([{"model": m, "fold": "all", **{k: v for k, v in vals.items() if not isinstance(v, dict)}}
-                                for m, vals in metrics.items()])
+                                for m, vals in overall_metrics.items()])
         record.csv("metrics.csv", pd.concat([overall, per_fold.astype({"fold": str})], ignore_index=True))
         record.json("metrics.json", tracking.clean({
-            "overall": metrics,
+            "overall": overall_metrics,
             "per_fold": {str(f): {r["model"]: {k: v for k, v in r.items() if k not in ("model", "fold")}
                                   for _, r in part.iterrows()} for f, part in per_fold.groupby("fold")},
             "trading": trading,
             "spa": spa,
             "verdicts": dict(zip(board["model"], board["verdict"])),
+            **({"distribution": section.summary()} if section else {}),
         }))
         record.config(cfg)
         figures = _figures(record, frame, per_fold, curves, d, b)
@@ -118,19 +130,27 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
         tables = [("Leaderboard", board.drop(columns=[c for c in board if c.startswith("rmse_by_seed")]))]
         if trading:
             tables.append((f"Trading (sign of the forecast, {b.cost_bps:g} bps per unit turnover)",
-                           pd.DataFrame([{"model": m, **v} for m, v in trading.items()])))
+                           trading_rows(trading)))
+        if section:
+            intro += section.intro
+            tables[1:1] = section.tables
+            figures = section.figures + figures
         tables.append(("Per fold", per_fold))
         record.commit("report.html", lambda p: html_report(p, f"Backtest: {d.source_name} ({d.target})", intro,
                                                            tables, figures))
         if record.run_id:
-            _track_models(record, tags, metrics, per_fold, trading, board)
+            _track_models(record, tags, overall_metrics, per_fold, trading, board,
+                          section.summary()["coverage_verdicts"] if section else {})
         echo(f"\nleaderboard ({len(frame[frame['model'] == NAIVE])} forecast days, sorted by R2 vs naive):")
         cols = ["rmse", "mae", "r2_oos", "dir_acc", "always_up_hit_rate", "pt_pvalue", "dm_pvalue", "mcs_pvalue"]
         cols += ["qlike"] if d.target == "volatility" else (["sharpe_long_flat"] if trading else [])
         echo(text_table(board.to_dict("records"), cols + ["fit_seconds", "verdict"]))
         echo(f"SPA (is any model better than naive?): p = {spa['pvalue']:.3f}; in the 90% model confidence set: "
              f"{', '.join(m for m, v in mcs.items() if v['in_mcs'])}")
-    return BacktestResult(frame, metrics, per_fold, trading, board, record.out, record.run_id)
+        if section:
+            echo(section.text)
+    return BacktestResult(frame, metrics, per_fold, trading, board, record.out, record.run_id,
+                          section.results if section else {})
 
 
 def _add_seed_rmse(metrics: dict, results: list, frame: pd.DataFrame, folds: list[int]) -> None:
@@ -159,13 +179,15 @@ def _figures(record: RunRecord, frame, per_fold, curves, d, b) -> list[tuple[str
     return figures
 
 
-def _track_models(record: RunRecord, tags: dict, metrics, per_fold, trading, board) -> None:
+def _track_models(record: RunRecord, tags: dict, metrics, per_fold, trading, board, coverage: dict) -> None:
     """One nested run per model, with the same metric names in every one (MLflow's compare view lines them up)."""
     record.metrics({"best_r2_oos": board.iloc[0]["r2_oos"], "n_models": len(board)})
     for _, row in board.iterrows():
         model = row["model"]
         model_tags = tags | {tracking.TAG_KIND: TAG_MODEL_RUN, tracking.TAG_SOURCE: record.source, "ticker": record.source,
                              "model": model, "verdict": row["verdict"]}
+        if model in coverage:
+            model_tags["coverage"] = coverage[model]
         tracking.start_run(record.experiment, model, model_tags, {"model": model}, nested=True)
         try:
             tracking.log_metrics({k: v for k, v in (metrics[model] | trading.get(model, {})).items()

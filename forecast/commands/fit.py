@@ -15,6 +15,8 @@ import pandas as pd
 from .. import tracking
 from ..config import FitConfig
 from ..data.windows import make_inputs, time_split
+from ..distribution_eval import BENCHMARK, score_distributions
+from ..errors import ForecastError
 from ..evaluation import NAIVE, prediction_frame, score
 from ..metrics import rmse
 from ..models import get_entry
@@ -23,6 +25,8 @@ from ..report import plot_forecasts, text_table
 from .common import Echo, RunRecord, check_custom_cells, data_tags, load_data
 
 TABLE_COLUMNS = ["rmse", "mae", "r2_oos", "dir_acc", "always_up_hit_rate", "pt_pvalue", "dm_pvalue"]
+DISTRIBUTION_COLUMNS = ["crps", "nll", "coverage_90", "var01_hits", "kupiec_pvalue", "christoffersen_pvalue", "coverage",
+                        "crps_dm_pvalue"]
 
 
 @dataclass
@@ -39,6 +43,9 @@ def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
     """Train one model on the train part, pick its epoch on validation, score it on the test part."""
     d = cfg.data
     entry = get_entry(cfg.model, d.target)
+    if cfg.network.distribution and entry.kind != "network" and not entry.dist_baseline:
+        raise ForecastError(f"--distribution: {entry.name} forecasts a point, not a distribution; use a network "
+                            f"(or a distribution baseline: har, riskmetrics, garch-t, hist)")
     if entry.custom:
         load_cell(entry.cell)              # a user's class: a one-line error now, not after loading data
     history, series = load_data(d, echo)
@@ -60,12 +67,19 @@ def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
                                      on_epoch=record.epoch_logger(per_seed=len(cfg.train.seed_list) > 1))
         forecaster.fit(series, split)
         seconds = time.perf_counter() - started
-        forecasts = {entry.name: forecaster.predict(series, split.test)}
-        if entry.name != NAIVE:
-            naive = make_forecaster(get_entry(NAIVE), cfg.network, cfg.train, ctx).fit(series, split)
-            forecasts[NAIVE] = naive.predict(series, split.test)
-        frame = prediction_frame(series, split.test, forecasts, d.horizon)
+        dists = {entry.name: forecaster.predict_distribution(series, split.test)}
+        forecasts = {entry.name: dists[entry.name].mean if dists[entry.name] else forecaster.predict(series, split.test)}
+        references = [NAIVE] + ([BENCHMARK] if dists[entry.name] is not None else [])
+        for name in (r for r in references if r != entry.name):   # naive, and riskmetrics for a distribution
+            reference = make_forecaster(get_entry(name), cfg.network, cfg.train, ctx).fit(series, split)
+            forecasts[name], dists[name] = reference.predict(series, split.test), reference.predict_distribution(
+                series, split.test)
+        dists = {m: dist for m, dist in dists.items() if dist is not None}
+        frame = prediction_frame(series, split.test, forecasts, d.horizon, 0, dists, cfg.quantiles if dists else None)
         metrics = score(frame, d.target, d.horizon)
+        verdicts = score_distributions(frame, dists, cfg.quantiles, seed=cfg.train.seed) if dists else {}
+        for name, values in verdicts.items():
+            metrics[name].update(values)
         if isinstance(forecaster, SeedEnsemble):
             y = frame.loc[frame["model"] == NAIVE, "y_true"].to_numpy()[:len(split.test)]
             by_seed = forecaster.member_predictions(series, split.test)[:, :, 0]      # [S, N] one day ahead
@@ -76,7 +90,7 @@ def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
 
         for name, values in metrics.items():
             prefix = "test_" if name == entry.name else f"{name}_test_"
-            record.metrics({prefix + k: v for k, v in values.items() if not isinstance(v, dict)})
+            record.metrics({prefix + k: v for k, v in values.items() if not isinstance(v, (dict, str))})
         record.metrics({"train_seconds": seconds})
         record.csv("predictions.csv", frame)
         record.json("metrics.json", {m: {k: tracking.clean(v) for k, v in vals.items()}
@@ -89,4 +103,8 @@ def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
         echo(f"\ntest metrics ({len(split.test)} days, {d.target} target):")
         echo(text_table([{"model": m, **vals} for m, vals in metrics.items()],
                         TABLE_COLUMNS + (["qlike"] if d.target == "volatility" else [])))
+        if verdicts:
+            echo(f"\ndistribution forecasts ({len(split.test)} days; coverage accepted when Kupiec and "
+                 f"Christoffersen p >= 0.05):")
+            echo(text_table([{"model": m, **vals} for m, vals in verdicts.items()], DISTRIBUTION_COLUMNS))
     return FitResult(metrics, frame, record.out, record.run_id, forecaster.history_, forecaster)

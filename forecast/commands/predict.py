@@ -1,4 +1,9 @@
-"""``forecast predict``: the next trading day's forecast from a logged model and the latest data."""
+"""``forecast predict``: the next trading day's forecast from a logged model and the latest data.
+
+A distribution model (``fit --distribution``) also gets its 90% interval and the one-day value at
+risk of a long position at 1% and 5%: the loss that the return falls short of with that
+probability, in percent and in index points.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from .. import tracking
 from ..config import DataConfig, PredictConfig
 from ..data.calendar import CAVEAT, next_trading_day
 from ..data.windows import make_inputs
+from ..distributions import PARAMETERS, Distribution
 from ..errors import ForecastError
 from .common import Echo, load_data
 
@@ -23,6 +29,18 @@ class Prediction:
     forecasts: np.ndarray          # [H] target units
     last_price: float
     target: str
+    distribution: Distribution | None = None   # the next day's (and further steps') forecast distribution
+
+    def interval(self, lower: float = 0.05, upper: float = 0.95) -> tuple[float, float]:
+        """The next day's ``lower``-``upper`` interval of the log return."""
+        q = self.distribution.quantiles([lower, upper])[0]
+        return float(q[0]), float(q[1])
+
+    def value_at_risk(self, level: float) -> tuple[float, float]:
+        """``(loss as a share of the price, loss in index points)`` exceeded with probability ``level``."""
+        q = float(self.distribution.quantiles([level])[0, 0])
+        loss = -float(np.expm1(q))
+        return loss, loss * self.last_price
 
     def describe(self) -> list[str]:
         lines = [f"model: run {self.run_id}; data up to {self.origin:%Y-%m-%d}"]
@@ -30,10 +48,28 @@ class Prediction:
             r = float(self.forecasts[0])
             lines.append(f"forecast for {self.date:%Y-%m-%d}: log return {r:+.5f} ({100 * np.expm1(r):+.3f}%), "
                          f"implied price {self.last_price * np.exp(r):,.2f} (last close {self.last_price:,.2f})")
+            if self.distribution is not None:
+                lines += self._distribution_lines()
         else:
             lines.append(f"forecast for {self.date:%Y-%m-%d}: daily volatility {float(self.forecasts[0]):.5f} "
                          f"({100 * float(self.forecasts[0]) * np.sqrt(252):.1f}% annualised)")
         lines.append(f"next trading day from the NYSE calendar; {CAVEAT}")
+        return lines
+
+
+    def _distribution_lines(self) -> list[str]:
+        d = self.distribution
+        lo, hi = self.interval()
+        price = self.last_price
+        family = d.family + (f", {float(d.df[0, 0]):.1f} degrees of freedom" if d.df is not None else "")
+        lines = [f"distribution: {family}; standard deviation {float(d.sd[0, 0]):.5f} "
+                 f"({100 * float(d.sd[0, 0]) * np.sqrt(252):.1f}% annualised)",
+                 f"90% interval: log return {lo:+.5f} to {hi:+.5f} ({100 * np.expm1(lo):+.2f}% to "
+                 f"{100 * np.expm1(hi):+.2f}%), price {price * np.exp(lo):,.2f} to {price * np.exp(hi):,.2f}"]
+        for level in (0.01, 0.05):
+            loss, points = self.value_at_risk(level)
+            lines.append(f"value at risk {100 * level:g}% (one day, long position): {100 * loss:.2f}% of the price, "
+                         f"{points:,.2f} index points (a worse day than this has a {100 * level:g}% chance)")
         return lines
 
 
@@ -56,9 +92,15 @@ def predict(cfg: PredictConfig, echo: Echo = print) -> Prediction:
         raise ForecastError(f"history has {len(series)} days, fewer than the model's lookback {lookback}")
     x = make_inputs(series.features, np.array([len(series) - 1]), lookback)
     with torch.no_grad():
-        forecasts = network(torch.from_numpy(x)).numpy()[0]
+        output = network(torch.from_numpy(x)).double().numpy()          # [1, H] or [1, H, P]
+    distribution = None
+    if output.ndim == 3:
+        family = {p: f for f, p in PARAMETERS.items()}[output.shape[-1]]
+        distribution = Distribution.from_output(family, output)
+        output = output[..., 0]
     origin = series.dates[-1]
-    result = Prediction(fit_run.info.run_id, origin, next_trading_day(origin), forecasts, float(series.price[-1]), target)
+    result = Prediction(fit_run.info.run_id, origin, next_trading_day(origin), output[0], float(series.price[-1]), target,
+                        distribution)
     for line in result.describe():
         echo(line)
     return result

@@ -160,7 +160,8 @@ def _recipe(cfg: SweepConfig) -> str:
     """The fixed settings that change what a trial's value means (not where it runs): kept with the study."""
     t = cfg.train
     return (f"max_epochs={t.max_epochs} patience={t.patience} seeds={','.join(map(str, t.seed_list))} "
-            f"tbptt={t.tbptt_k1}/{t.tbptt_k2} chrono={cfg.network.chrono} val_fraction={cfg.data.val_fraction}")
+            f"tbptt={t.tbptt_k1}/{t.tbptt_k2} chrono={cfg.network.chrono} val_fraction={cfg.data.val_fraction} "
+            f"distribution={cfg.network.distribution}")
 
 
 def _run_workers(plan, jobs: int, storage, spec, echo: Echo) -> list[dict]:
@@ -237,7 +238,10 @@ def _write_results(record: SweepRecord, cfg: SweepConfig, storage, names: dict[s
     from ..sweep import results as rs
     from ..sweep.space import describe, setup_of
     from ..sweep.studies import counts
+    from ..sweep.validation import loss_name
 
+    distribution = cfg.network.distribution
+    loss = loss_name(distribution)
     (record.out / rs.BEST_DIR).mkdir(exist_ok=True)
     rows, trials, best_facts = [], {}, {}
     for model, name in names.items():
@@ -245,7 +249,8 @@ def _write_results(record: SweepRecord, cfg: SweepConfig, storage, names: dict[s
         frame = trials[model] = rs.trials_frame(study)
         n = counts(study)
         record.csv(f"trials_{model}.csv", frame)
-        record.figure(f"history_{model}.png", rs.plot_history, frame, title=f"{model}: validation loss by trial")
+        record.figure(f"history_{model}.png", rs.plot_history, frame, title=f"{model}: validation loss by trial",
+                      loss=loss, naive=None if distribution else 1.0)
         found = rs.importances(study)
         if found is not None:
             record.csv(f"importance_{model}.csv", found[0])
@@ -258,8 +263,9 @@ def _write_results(record: SweepRecord, cfg: SweepConfig, storage, names: dict[s
         if trial is not None:
             settings = rs.best_settings(cfg, trial)
             record.text(f"{rs.BEST_DIR}/{model}.yaml", rs.best_yaml(settings, model, name, trial, facts["test_start"],
-                                                                     n["finished"], record.out))
-            row |= {"best_trial": trial.number, "val_loss": trial.value, "val_r2_vs_naive": 1 - trial.value,
+                                                                     n["finished"], record.out, loss))
+            r2 = {} if distribution else {"val_r2_vs_naive": 1 - trial.value}
+            row |= {"best_trial": trial.number, "val_loss": trial.value, **r2,
                     "settings": describe(setup_of(trial.params, cfg.network, cfg.train)), **trial.params}
             best_facts[model] = {"trial": trial.number, "val_loss": trial.value}
             record.metrics({f"best_val_loss_{model}": trial.value, f"complete_trials_{model}": n["complete"]})
@@ -268,7 +274,7 @@ def _write_results(record: SweepRecord, cfg: SweepConfig, storage, names: dict[s
     record.csv("best_trials.csv", best)
     record.json("sweep.json", facts | {"best": best_facts})
     record.config(replace(cfg, sweep=replace(cfg.sweep, storage=facts["storage"] if cfg.sweep.storage else None)))
-    echo("\nbest per model (validation loss: squared error / naive's on the validation folds; below 1 beats naive):")
+    echo(f"\nbest per model (validation loss on the validation folds: {loss}):")
     echo(text_table(best.to_dict("records"), [c for c in ("complete", "pruned", "failed", "best_trial", "val_loss",
                                                           "settings") if c in best]))
     return best, trials

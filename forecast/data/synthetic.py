@@ -10,6 +10,10 @@ learnable signal the model found:
 - ``tar``:     ``r_t = 0.6 r_(t-1) if r_(t-1) > 0 else -0.6 r_(t-1)``, plus ``e_t``: a threshold AR
   whose coefficient switches with the sign of the last return. Its mean given the past is
   ``0.6 |r_(t-1)|``: nonlinear, so a linear model on the lags (ridge) cannot find it all.
+- ``garch``:   ``r_t = sigma_t z_t``, ``z_t ~ N(0, 1)``, ``sigma_t^2 = w + 0.1 r_(t-1)^2 + 0.85 sigma_(t-1)^2``
+  with ``w`` set so that the unconditional standard deviation is ``noise``: no point forecast beats
+  zero, but tomorrow's distribution is known exactly, ``N(0, sigma_t^2)`` (``garch_volatility``
+  gives ``sigma_t``), so the coverage of an interval forecast can be checked against the truth.
 
 Prices are ``100 * exp(cumsum r)`` on business days.
 """
@@ -24,9 +28,27 @@ from .history import PriceHistory
 AR2 = (0.5, -0.3)
 LONGMEM_COEF = 0.8
 TAR_COEF = 0.6
+GARCH = (0.10, 0.85)   # alpha, beta: persistence 0.95, volatility clusters lasting weeks
+
+
+def garch_volatility(length: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(r, sigma)`` of the ``garch`` series, each ``[length]``: ``sigma[t]`` is the standard deviation of
+    ``r[t]`` given ``r[:t]``, so the true conditional quantile of day t at level p is ``sigma[t] * Phi^-1(p)``."""
+    alpha, beta = GARCH
+    omega = noise ** 2 * (1 - alpha - beta)
+    burn = 500
+    z = np.random.default_rng(seed).standard_normal(length + burn)
+    r, s2 = np.zeros_like(z), np.full_like(z, noise ** 2)
+    for t in range(len(z)):        # sequential by nature
+        if t:
+            s2[t] = omega + alpha * r[t - 1] ** 2 + beta * s2[t - 1]
+        r[t] = np.sqrt(s2[t]) * z[t]
+    return r[burn:], np.sqrt(s2[burn:])
 
 
 def simulate_returns(kind: str, length: int, noise: float, seed: int, lag: int = 40) -> np.ndarray:
+    if kind == "garch":
+        return garch_volatility(length, noise, seed)[0]
     rng = np.random.default_rng(seed)
     burn = 200 + lag
     e = rng.normal(0.0, noise, length + burn)
@@ -44,7 +66,7 @@ def simulate_returns(kind: str, length: int, noise: float, seed: int, lag: int =
         for t in range(1, len(e)):
             r[t] = TAR_COEF * abs(r[t - 1]) + e[t]
     else:
-        raise ValueError(f"kind must be one of rw, ar2, longmem, tar, got {kind!r}")
+        raise ValueError(f"kind must be one of rw, ar2, longmem, tar, garch, got {kind!r}")
     return r[burn:]
 
 

@@ -32,6 +32,7 @@ class Series:
     target_name: str             # "return" or "volatility"
     price: np.ndarray            # [T] adjusted close (implied prices, trading)
     returns: np.ndarray          # [T] log return of the adjusted close
+    proxy: np.ndarray | None = None  # [T] daily volatility proxy (Parkinson, else |return|): HAR's input
 
     def __len__(self) -> int:
         return len(self.dates)
@@ -66,14 +67,16 @@ def build_series(history: PriceHistory, target: str = "return", features: list[s
         if volume is None or (volume <= 0).any():
             raise ForecastError(f"--features volume needs a positive Volume on every day, which {history.name} lacks; drop 'volume'")
         columns["volume"] = np.diff(np.log(volume))
+    inverted = "high" in frame and "low" in frame and (frame["high"] < frame["low"]).any()
+    if target == "volatility" and inverted:
+        day = frame.index[(frame["high"] < frame["low"]).to_numpy()][0]
+        raise ForecastError(f"--target volatility: High is below Low on {day:%Y-%m-%d} in {history.name}; fix the data")
+    proxy, kind = volatility_proxy(frame, np.r_[np.nan, returns]) if not inverted else (np.r_[np.nan, np.abs(returns)], "")
+    proxy = proxy[1:]
     if target == "volatility":
-        if "high" in frame and "low" in frame and (frame["high"] < frame["low"]).any():
-            day = frame.index[(frame["high"] < frame["low"]).to_numpy()][0]
-            raise ForecastError(f"--target volatility: High is below Low on {day:%Y-%m-%d} in {history.name}; fix the data")
-        proxy, kind = volatility_proxy(frame, np.r_[np.nan, returns])
         if kind != "parkinson":
             history.notes.append("no High/Low columns: the volatility proxy is the absolute daily return")
-        columns["volatility"] = proxy[1:]
+        columns["volatility"] = proxy
         y = columns["volatility"]
     else:
         y = returns
@@ -86,6 +89,7 @@ def build_series(history: PriceHistory, target: str = "return", features: list[s
         target_name=target,
         price=price[1:],
         returns=returns,
+        proxy=np.asarray(proxy, dtype=np.float64),
     )
 
 

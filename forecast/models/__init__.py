@@ -25,6 +25,7 @@ class ModelEntry:
     targets: tuple[str, ...] = ("return", "volatility")
     cell: str | None = None        # networks: recurrent cell name (or a user's module:Class)
     baseline: str | None = None    # baselines: class name in models.baselines
+    dist_baseline: str | None = None  # distribution baselines of the return: class in models.distribution_baselines
 
     @property
     def custom(self) -> bool:
@@ -41,6 +42,15 @@ _ENTRIES = [
     ModelEntry("ridge", "baseline", "ridge regression on the same lags", baseline="RidgeForecaster"),
     ModelEntry("ewma", "baseline", "RiskMetrics EWMA volatility, lambda 0.94", ("volatility",), baseline="EwmaForecaster"),
     ModelEntry("garch", "baseline", "GARCH(1,1) volatility (arch package)", ("volatility",), baseline="GarchForecaster"),
+    ModelEntry("har", "baseline", "HAR volatility (Corsi 2009), in logs; on the return target a zero-mean "
+               "distribution (normal, or --distribution's)",
+               ("return", "volatility"), baseline="HarForecaster", dist_baseline="HarDistribution"),
+    ModelEntry("riskmetrics", "baseline", "distribution: zero mean, EWMA volatility (lambda 0.94), normal",
+               ("return",), dist_baseline="RiskMetrics"),
+    ModelEntry("garch-t", "baseline", "distribution: GARCH(1,1) with Student-t innovations (arch package)",
+               ("return",), dist_baseline="GarchT"),
+    ModelEntry("hist", "baseline", "distribution: historical simulation, the last 250 returns", ("return",),
+               dist_baseline="HistoricalSimulation"),
 ]
 # Greff et al.'s LSTM variants: rows of the torch-free table in models/variant_specs.py.
 VARIANT_DOCS = {name: spec.doc for name, spec in VARIANT_SPECS.items()}

@@ -129,3 +129,39 @@ class GarchForecaster(_Baseline):
         steps = persistence ** np.arange(self.horizon)                      # [H]
         path = unconditional + steps[None, :] * (s2[:, None] - unconditional)
         return np.sqrt(path) / 100.0
+
+
+HAR_DAYS = (1, 5, 22)   # today, the last week, the last month
+
+
+class HarForecaster(_Baseline):
+    """HAR (Corsi, 2009) in logs: tomorrow's volatility on today's, the last week's and the last month's.
+
+    ``log v_(t+h) = b0 + b_d log v_t + b_w log mean(v_(t-4..t)) + b_m log mean(v_(t-21..t)) + e``, one
+    least-squares fit per step ``h`` on the training windows of the volatility proxy ``v``; the
+    forecast is the log-normal mean ``exp(fit + var(e) / 2)``. Days whose proxy is zero (no
+    range, or no move) are floored at 5% of the training median, so the logs stay finite. With a
+    window shorter than 22 days the monthly average is over the whole window.
+    """
+
+    def __init__(self, feature_names=("returns",), target="volatility", horizon=1, column: str = "volatility"):
+        super().__init__(feature_names, target, horizon)
+        self.column = column
+
+    def regressors(self, X: np.ndarray) -> np.ndarray:
+        """``[N, L, F]`` windows -> ``[N, 4]``: 1 and the logs of the daily, weekly and monthly averages."""
+        v = np.maximum(np.asarray(X[:, :, self._column(self.column)], dtype=np.float64), self.floor_)   # [N, L]
+        return np.column_stack([np.ones(len(v))] + [np.log(v[:, -days:].mean(axis=1)) for days in HAR_DAYS])
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "HarForecaster":
+        v = np.asarray(X[:, :, self._column(self.column)], dtype=np.float64)
+        positive = v[v > 0]
+        self.floor_ = 0.05 * float(np.median(positive)) if positive.size else 1e-8
+        Z, logy = self.regressors(X), np.log(np.maximum(np.asarray(y, dtype=np.float64), self.floor_))   # [N, H]
+        self.coef_, *_ = np.linalg.lstsq(Z, logy, rcond=None)                                         # [4, H]
+        self.residual_var_ = np.var(logy - Z @ self.coef_, axis=0)                                    # [H]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return np.exp(self.regressors(X) @ self.coef_ + self.residual_var_ / 2)

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from ..config import NetworkConfig
+from .chrono import gate_biases, keep_bias
 from .custom import build_cell, is_dotted
+from .distribution_head import DistributionHead, combine_members
 from .variants import make_variant
 
 TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -40,27 +42,22 @@ def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int
 
 
 def chrono_bias(module: nn.LSTM | nn.GRU, max_timescale: float) -> None:
-    """Chrono initialisation (Tallec & Ollivier, 2018) of ``torch.nn.LSTM``/``GRU`` gate biases.
+    """The one chrono rule (``chrono.py``) on ``torch.nn.LSTM``/``GRU`` biases.
 
-    A unit that keeps a share ``f`` of its state per step remembers for about
-    ``1 / (1 - f)`` steps. PyTorch's default biases give ``f`` around 0.5: a signal 40
-    steps back reaches the output attenuated by ~0.5^40, so its gradient vanishes and
-    the network settles on the zero forecast. With the keep gate's bias ``log(u)``,
-    ``u ~ U(1, T_max - 1)`` (the input gate's bias its negative, for the LSTM), the
-    memory time scales spread up to ``T_max`` steps from the first update.
-    Gate order in ``bias_ih``: LSTM (input, forget, cell, output); GRU (reset, update, new),
-    where the update gate is the share of the old state kept.
+    Gate order in ``bias_ih``: LSTM (input, forget, cell, output); GRU (reset, update, new), where
+    the update gate is the share of the old state kept. The hidden-side biases of the set gates are 0.
     """
     d = module.hidden_size
     with torch.no_grad():
         for layer in range(module.num_layers):
             b_ih, b_hh = getattr(module, f"bias_ih_l{layer}"), getattr(module, f"bias_hh_l{layer}")
-            log_u = torch.log(torch.empty(d).uniform_(1.0, max(max_timescale - 1.0, 1.0 + 1e-3)))
-            b_ih[d:2 * d] = log_u                  # LSTM forget gate / GRU update gate
-            b_hh[d:2 * d] = 0.0
             if isinstance(module, nn.LSTM):
-                b_ih[0:d] = -log_u                 # LSTM input gate
-                b_hh[0:d] = 0.0
+                biases = gate_biases(d, max_timescale, ("i", "f"))
+                b_ih[0:d], b_ih[d:2 * d] = biases["i"], biases["f"]
+                b_hh[0:2 * d] = 0.0
+            else:
+                b_ih[d:2 * d] = keep_bias(d, max_timescale)
+                b_hh[d:2 * d] = 0.0
 
 
 @dataclass(frozen=True)
@@ -73,28 +70,35 @@ class NetShape:
     hidden_size: int = 64
     num_layers: int = 1
     dropout: float = 0.0
+    distribution: str | None = None   # None: a point forecast; "normal" / "student-t": a distribution head
 
     @classmethod
     def of(cls, cell: str, input_size: int, horizon: int, network: NetworkConfig) -> "NetShape":
-        return cls(cell, input_size, horizon, network.hidden_size, network.num_layers, network.dropout)
+        return cls(cell, input_size, horizon, network.hidden_size, network.num_layers, network.dropout,
+                   network.distribution)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class RecurrentNet(nn.Module):
-    """Plain ``nn.Module``: recurrent layers -> last hidden state -> linear head (nanoGPT's ``GPT(config)``)."""
+    """Plain ``nn.Module``: recurrent layers -> last hidden state -> linear head (nanoGPT's ``GPT(config)``).
+
+    With ``shape.distribution`` the head is a ``DistributionHead``: ``[B, H]`` becomes ``[B, H, P]``
+    (mean, sd (, df)) below.
+    """
 
     def __init__(self, shape: NetShape, chrono: int = 0):
         super().__init__()
         self.shape = shape
         self.rnn = make_recurrent(shape.cell, shape.input_size, shape.hidden_size, shape.num_layers, shape.dropout,
                                   chrono)
-        self.head = nn.Linear(shape.hidden_size, shape.horizon)
+        self.head = (nn.Linear(shape.hidden_size, shape.horizon) if shape.distribution is None
+                     else DistributionHead(shape.hidden_size, shape.horizon, shape.distribution))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)           # [B, L, F] -> [B, L, D]
-        return self.head(out[:, -1])   # [B, D] -> [B, H]
+        return self.head(out[:, -1])   # [B, D] -> [B, H] (or [B, H, P])
 
     def forward_sequence(self, x: torch.Tensor, state=None):
         """Stateful run: an output at every step, and the state to carry on with."""
@@ -105,7 +109,9 @@ class RecurrentNet(nn.Module):
 class ScaledNetwork(nn.Module):
     """A trained network with its scaler baked in: raw windows in, forecasts in target units out.
 
-    This is what gets logged to MLflow, so a loaded model needs no separate scaler.
+    This is what gets logged to MLflow, so a loaded model needs no separate scaler. A distribution
+    network's (mean, sd, df) come out in target units too: the mean unscaled, the sd times the
+    target's scale, the degrees of freedom unchanged.
     """
 
     def __init__(self, net: nn.Module, feature_mean, feature_scale, target_mean: float, target_scale: float):
@@ -118,15 +124,25 @@ class ScaledNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = (x - self.feature_mean) / self.feature_scale       # [B, L, F]
-        return self.net(z) * self.target_scale + self.target_mean  # [B, H]
+        out = self.net(z)
+        if out.dim() == 2:
+            return out * self.target_scale + self.target_mean  # [B, H]
+        mean = out[..., 0] * self.target_scale + self.target_mean   # [B, H, P] -> [B, H] each
+        sd = out[..., 1] * self.target_scale
+        return torch.stack([mean, sd, *out[..., 2:].unbind(-1)], dim=-1)   # [B, H, P]
 
 
 class MeanNetwork(nn.Module):
-    """Several trained networks as one model: the mean of their forecasts (a seed ensemble)."""
+    """Several trained networks as one model: the mean of their forecasts (a seed ensemble).
+
+    Distribution networks combine into one distribution of the same family with the mixture's mean
+    and variance (``combine_members``): its mean is the mean of the members' point forecasts.
+    """
 
     def __init__(self, networks: list[nn.Module]):
         super().__init__()
         self.networks = nn.ModuleList(networks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([net(x) for net in self.networks]).mean(dim=0)   # [S, B, H] -> [B, H]
+        outputs = torch.stack([net(x) for net in self.networks])   # [S, B, H] (or [S, B, H, P])
+        return outputs.mean(dim=0) if outputs.dim() == 3 else combine_members(outputs)   # [B, H] (or [B, H, P])

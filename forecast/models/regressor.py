@@ -1,7 +1,8 @@
 """The Lightning module that trains a ``RecurrentNet``: the one training recipe, in one place.
 
 It takes the network's shape and the training settings as objects (``NetShape``,
-``TrainConfig``): MSE on the scaled target, Adam, gradient-norm clipping, optional
+``TrainConfig``): MSE on the scaled target (the negative log-likelihood for a distribution
+head, ``shape.distribution``), Adam, gradient-norm clipping, optional
 truncated BPTT, and a stop with a clear error when the loss stops being a number.
 """
 
@@ -15,11 +16,12 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..errors import ForecastError
+from .distribution_head import NegativeLogLikelihood
 from .recurrent import NetShape, RecurrentNet
 
 
 class RecurrentRegressor(pl.LightningModule):
-    """Lightning wrapper: MSE on the scaled target, Adam with gradient-norm clipping, one ``_common_step``.
+    """Lightning wrapper: MSE (or NLL) on the scaled target, Adam with gradient-norm clipping, one ``_common_step``.
 
     ``chrono``: the longest memory time scale of the chrono initialisation (0: PyTorch's biases).
     """
@@ -33,7 +35,7 @@ class RecurrentRegressor(pl.LightningModule):
         # closure machinery, which costs as much per step as these small networks' compute.
         self.automatic_optimization = False
         self.net = RecurrentNet(shape, chrono)
-        self.loss = nn.MSELoss()
+        self.loss = nn.MSELoss() if shape.distribution is None else NegativeLogLikelihood(shape.distribution)
         self._sums: dict[str, list] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,11 +70,13 @@ class RecurrentRegressor(pl.LightningModule):
         return loss
 
     def _update(self, loss: torch.Tensor) -> None:
-        optimizer = self.optimizers()
-        optimizer.zero_grad()
+        # The plain torch optimizer and clipping: Lightning's wrappers around them cost as much per
+        # step as these small networks' compute; ``manual_backward`` stays (strategies hook into it).
+        optimizer = self.optimizers().optimizer
+        optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self.recipe.gradient_clip:
-            self.clip_gradients(optimizer, gradient_clip_val=self.recipe.gradient_clip, gradient_clip_algorithm="norm")
+            nn.utils.clip_grad_norm_(self.parameters(), self.recipe.gradient_clip, foreach=True)
         optimizer.step()
 
     def tbptt_losses(self, x: torch.Tensor, y: torch.Tensor):
@@ -117,7 +121,11 @@ class RecurrentRegressor(pl.LightningModule):
         self._log_epoch("train")  # only when there was no validation this epoch
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.recipe.learning_rate, weight_decay=self.recipe.weight_decay)
+        settings = dict(lr=self.recipe.learning_rate, weight_decay=self.recipe.weight_decay)
+        try:   # one fused kernel per step where this torch build has it (CPU since 2.4, CUDA)
+            return torch.optim.Adam(self.parameters(), fused=True, **settings)
+        except (RuntimeError, TypeError, ValueError):
+            return torch.optim.Adam(self.parameters(), **settings)
 
 
 def _detach(state):

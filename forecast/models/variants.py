@@ -32,17 +32,13 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from .chrono import gate_biases
 from .fused_lstm import fused_lstm
 from .variant_specs import VARIANT_SPECS, VariantSpec, get_spec
 
 VARIANTS = tuple(VARIANT_SPECS)
 FUSED_VARIANTS = tuple(name for name, spec in VARIANT_SPECS.items() if not spec.native)
 OPEN = 40.0  # bias of a gate fixed open on the native kernel: sigmoid(40) == 1.0 in float32 and float64
-
-
-def _log_u(d: int, max_timescale: float) -> Tensor:
-    """log(u), u ~ U(1, T_max - 1): chrono initialisation (Tallec & Ollivier, 2018)."""
-    return torch.log(torch.empty(d).uniform_(1.0, max(max_timescale - 1.0, 1.0 + 1e-3)))
 
 
 class VariantLSTMLayer(nn.Module):
@@ -92,14 +88,11 @@ class VariantLSTMLayer(nn.Module):
         return torch.cat([i, f, own.get("o", one)], -1).transpose(0, 1)
 
     def chrono_init(self, max_timescale: float) -> None:
-        """Forget bias log(u), input bias -log(u) on the gates this layer has (CIFG: f = 1 - i gets s(log u))."""
+        """The one chrono rule (``chrono.gate_biases``) on the gates this layer has."""
         d, blocks = self.hidden_size, self.spec.blocks
-        log_u = _log_u(d, max_timescale)
         with torch.no_grad():
-            if "i" in blocks:
-                self.b[blocks.index("i") * d:(blocks.index("i") + 1) * d] = -log_u
-            if "f" in blocks:
-                self.b[blocks.index("f") * d:(blocks.index("f") + 1) * d] = log_u
+            for gate, value in gate_biases(d, max_timescale, self.spec.gates, self.spec.coupled).items():
+                self.b[blocks.index(gate) * d:(blocks.index(gate) + 1) * d] = value
 
 
 class VariantLSTM(nn.Module):
@@ -136,13 +129,13 @@ class NativeLSTM(nn.LSTM):
         self.variant, self.spec = variant, get_spec(variant)
 
     def chrono_init(self, max_timescale: float) -> None:
-        """Gate order (i, f, g, o): forget bias log(u), input bias -log(u), the hidden-side biases 0."""
+        """The one chrono rule (``chrono.gate_biases``); gate order (i, f, g, o), the hidden-side biases 0."""
         d = self.hidden_size
         with torch.no_grad():
             for k in range(self.num_layers):
                 b_ih, b_hh = getattr(self, f"bias_ih_l{k}"), getattr(self, f"bias_hh_l{k}")
-                log_u = _log_u(d, max_timescale)
-                b_ih[d:2 * d], b_ih[:d] = log_u, -log_u
+                biases = gate_biases(d, max_timescale, ("i", "f"))
+                b_ih[:d], b_ih[d:2 * d] = biases["i"], biases["f"]
                 b_hh[:2 * d] = 0.0
 
 
@@ -208,15 +201,14 @@ class NativeVariantLSTM(nn.Module):
         return out, (h, c)
 
     def chrono_init(self, max_timescale: float) -> None:
-        """Input bias -log(u) (CIFG: so f = 1 - i = s(log u)), forget bias log(u), on the free rows that exist."""
+        """The one chrono rule (``chrono.gate_biases``) on the free rows that exist (CIFG: f = 1 - i)."""
         d = self.hidden_size
         with torch.no_grad():
             for k in range(self.num_layers):
-                bias, log_u = getattr(self, f"bias_l{k}"), _log_u(d, max_timescale)
-                for gate, value in (("i", -log_u), ("f", log_u)):
-                    if gate in self.free:
-                        j = self.free.index(gate)
-                        bias[j * d:(j + 1) * d] = value
+                bias = getattr(self, f"bias_l{k}")
+                for gate, value in gate_biases(d, max_timescale, self.spec.gates, self.spec.coupled).items():
+                    j = self.free.index(gate)
+                    bias[j * d:(j + 1) * d] = value
 
 
 def make_variant(variant: str, input_size: int, hidden_size: int, num_layers: int = 1,

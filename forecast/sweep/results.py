@@ -58,9 +58,9 @@ def best_settings(cfg: SweepConfig, trial) -> RunConfig:
 
 
 def best_yaml(settings: RunConfig, model: str, study: str, trial, test_start: str, n_finished: int,
-              folder: Path) -> str:
+              folder: Path, loss: str) -> str:
     head = [f"# best {model} of sweep study {study!r}: trial {trial.number} of {n_finished} finished, validation loss "
-            f"{trial.value:.4f} (squared error / naive's on the folds before {test_start})",
+            f"{trial.value:.4f} ({loss}, on the folds before {test_start})",
             f"#   forecast fit --config {folder / BEST_DIR / (model + '.yaml')} --model {model}",
             f"#   forecast backtest --config {folder / BEST_DIR / (model + '.yaml')} --models {model},naive "
             f"--test-start {test_start}",
@@ -104,8 +104,8 @@ def plot_importance(frame: pd.DataFrame, path: Path, title: str) -> Path:
     return path
 
 
-def plot_history(trials: pd.DataFrame, path: Path, title: str) -> Path:
-    """Validation loss per trial (pruned: the last fold's loss), the best so far, and naive's level (1)."""
+def plot_history(trials: pd.DataFrame, path: Path, title: str, loss: str, naive: float | None = 1.0) -> Path:
+    """Validation loss per trial (pruned: the last fold's loss), the best so far, and naive's level."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.2))
     complete = trials[trials["state"] == "COMPLETE"]
@@ -117,9 +117,10 @@ def plot_history(trials: pd.DataFrame, path: Path, title: str) -> Path:
     if len(complete):
         best = complete.sort_values("trial")["val_loss"].cummin()
         ax.step(complete.sort_values("trial")["trial"], best, where="post", color="tab:red", label="best so far")
-    ax.axhline(1.0, color="k", lw=0.6, ls="--", label="naive forecast")
+    if naive is not None:
+        ax.axhline(naive, color="k", lw=0.6, ls="--", label="naive forecast")
     ax.set_xlabel("trial")
-    ax.set_ylabel("validation loss (SE / naive SE)")
+    ax.set_ylabel(f"validation loss\n({loss})", fontsize=9)
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -172,6 +173,11 @@ def from_sweep(cfg, echo=print) -> tuple[Any, dict]:
     dropped = [m for m in b.models if m not in baselines and m not in best]
     if dropped:
         echo(f"note: --from-sweep compares the sweep's networks ({', '.join(best)}); {', '.join(dropped)} left out")
+    tuned = {c.network.distribution for c in best.values()}
+    if tuned != {cfg.network.distribution}:
+        family = next(iter(tuned))
+        raise ForecastError(f"--from-sweep {b.from_sweep} tuned networks " + (
+            f"with --distribution {family}; add it" if family else "that forecast a point; drop --distribution"))
     where = {k: getattr(cfg.train, k) for k in ("accelerator", "devices", "strategy")}
     setups = {m: ModelSetup(c.network, replace(c.train, **where), c.data.lookback) for m, c in best.items()}
     best_of = facts.get("best", {})

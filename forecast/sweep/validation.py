@@ -10,6 +10,8 @@ same days whatever lookback it draws.
 A fold's loss is the network's squared error over the naive forecast's on the fold's days (1 - R2
 vs naive); a trial reports it per fold (Optuna's intermediate values, for pruning) and is scored by
 the pooled ratio over all folds: below 1 the network beats the naive forecast on validation days.
+Networks that forecast a distribution (``--distribution``) are scored by their mean negative
+log-likelihood per forecast day instead, on the same out-of-sample fold days.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ from ..models import ModelEntry, get_entry
 from ..walkforward import Fold, Unit, make_folds, run_unit
 from .space import describe, setup_of, suggest
 from .trial_runs import RUN_KEY, WORKER_ATTR, TrialRuns
+
+
+def loss_name(distribution: str | None) -> str:
+    """What a trial's value is."""
+    return ("mean negative log-likelihood per forecast" if distribution else
+            "squared error / naive's (below 1 beats naive)")
 
 
 def default_test_start(series: Series) -> str:
@@ -79,15 +87,25 @@ class Evaluation:
         naive = get_entry("naive")
         results = [run_unit(Unit(naive, (f,), False), self.series, self.network, self.train, self.lookback,
                             self.horizon)[0] for f in self.folds]
-        self.naive_sse = [self.sse(f, r.forecasts) for f, r in zip(self.folds, results)]
+        self.naive_sse = [self._sse(f, r.forecasts) for f, r in zip(self.folds, results)]
 
     @property
     def lookback(self) -> int:
         return max(max(space.lookbacks) for space in self.spaces.values())
 
-    def sse(self, fold: Fold, forecasts: np.ndarray) -> float:
+    def _sse(self, fold: Fold, forecasts: np.ndarray) -> float:
         y = make_targets(self.series.target, fold.split.test, self.horizon)
         return float(((forecasts - y) ** 2).sum())
+
+    def loss(self, k: int, result) -> tuple[float, float]:
+        """Fold ``k``'s loss as ``(sum, weight)``: the squared error and naive's, or the NLL summed over
+        forecasts and their number. Pooled over folds: ``sum of sums / sum of weights``."""
+        fold = self.folds[k]
+        if not self.network.distribution:
+            return self._sse(fold, result.forecasts), self.naive_sse[k]
+        y = make_targets(self.series.target, fold.split.test, self.horizon)
+        nll = np.stack([result.distribution.nll(y[:, h], h + 1) for h in range(self.horizon)])
+        return float(nll.sum()), float(nll.size)
 
 
 class Objective:
@@ -111,26 +129,26 @@ class Objective:
         if self.runs is not None:
             run_id = self.runs.start(self.entry.name, self.study, trial, params | {"dropout_used": setup.network.dropout})
             trial.set_user_attr(WORKER_ATTR, {**self.identity, RUN_KEY: run_id})
-        started, fit_seconds, sse = time.perf_counter(), 0.0, 0.0
+        started, fit_seconds, total, weight = time.perf_counter(), 0.0, 0.0, 0.0
         try:
             for k, fold in enumerate(ev.folds):
                 result = run_unit(Unit(self.entry, (fold,), False, setup), ev.series, setup.network, setup.train,
                                   setup.lookback, ev.horizon)[0]
-                fold_sse = ev.sse(fold, result.forecasts)
-                if not np.isfinite(fold_sse):
+                fold_total, fold_weight = ev.loss(k, result)
+                if not np.isfinite(fold_total):
                     raise ForecastError(f"fold {fold.number}: the forecasts are not numbers")
-                sse, fit_seconds = sse + fold_sse, fit_seconds + result.seconds
-                loss = fold_sse / ev.naive_sse[k]
+                total, weight, fit_seconds = total + fold_total, weight + fold_weight, fit_seconds + result.seconds
+                loss = fold_total / fold_weight
                 trial.report(loss, fold.number)
                 if run_id:
                     self.runs.log(run_id, {"fold_val_loss": loss, "fold_epochs": result.epochs,
                                            "fold_fit_seconds": result.seconds}, step=fold.number)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after fold {fold.number} (val loss {loss:.4f})")
-            value = sse / sum(ev.naive_sse)
+            value = total / weight
             trial.set_user_attr("fit_seconds", fit_seconds)
-            self._end(run_id, "FINISHED", "COMPLETE", {"val_loss": value, "val_r2_vs_naive": 1 - value,
-                                                       "fit_seconds": fit_seconds,
+            r2 = {} if ev.network.distribution else {"val_r2_vs_naive": 1 - value}
+            self._end(run_id, "FINISHED", "COMPLETE", {"val_loss": value, **r2, "fit_seconds": fit_seconds,
                                                        "trial_seconds": time.perf_counter() - started})
             return value
         except optuna.TrialPruned:

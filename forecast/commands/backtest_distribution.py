@@ -1,0 +1,131 @@
+"""The distribution part of ``forecast backtest``: scores, VaR tests and verdicts, figures and tables.
+
+Runs when the backtest forecasts distributions of the return (``--distribution`` for the
+networks, or a distribution baseline among the models). Every model with a distribution is
+scored on its full one-day-ahead distribution (``distribution_eval``), compared on CRPS with
+``riskmetrics`` (added to the models when missing), and drawn in a fan chart and a VaR-hits
+plot. So that the distributions and the volatility target can be compared, ``har`` is also
+fitted to the volatility target on the same folds (what ``--target volatility --models har``
+would give) and each distribution's implied volatility is set next to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..distribution_eval import (BENCHMARK, distribution_table, empty_scores, implied_volatility, numeric,
+                                 score_distributions)
+from ..distributions import Distribution
+from ..figures_distribution import BAND_LEVELS, plot_fan_chart, plot_implied_volatility, plot_var_hits
+from ..models import ModelEntry, get_entry
+from ..report import text_table
+from ..scoring_rules import quantile_column
+from .common import Echo, RunRecord
+
+VOLATILITY_REFERENCE = "har"
+
+
+def forecasts_distributions(entries: list[ModelEntry], target: str, distribution: str | None) -> bool:
+    """Does this backtest forecast distributions? Networks with ``--distribution``, or a distribution baseline."""
+    return target == "return" and (distribution is not None or any(e.dist_baseline for e in entries))
+
+
+def add_benchmark(entries: list[ModelEntry], echo: Echo) -> None:
+    """``riskmetrics``, the benchmark of distributions, joins the models when missing (as ``naive`` does)."""
+    if BENCHMARK not in [e.name for e in entries]:
+        entries.append(get_entry(BENCHMARK))
+        echo(f"note: {BENCHMARK} added to the models: distributions are compared with it on CRPS")
+
+
+@dataclass
+class DistributionSection:
+    results: dict[str, dict]                                  # per model: scores, tests, verdicts
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    figures: list[tuple[str, Path]] = field(default_factory=list)
+    intro: list[str] = field(default_factory=list)
+    text: str = ""                                            # the table for the terminal
+
+    def overall(self, metrics: dict[str, dict]) -> dict[str, dict]:
+        """``metrics`` with every model's distribution scores (empty for point models): fixed names for all."""
+        values = numeric(self.results)
+        return {m: v | values.get(m, empty_scores()) for m, v in metrics.items()}
+
+    def summary(self) -> dict:
+        return {"benchmark": BENCHMARK, "coverage_verdicts": {m: v["coverage"] for m, v in self.results.items()},
+                "crps_verdicts": {m: v["crps_verdict"] for m, v in self.results.items()}}
+
+
+def distribution_section(record: RunRecord, frame: pd.DataFrame, by_key: dict, entries: list[ModelEntry],
+                         folds: list, history, series, cfg, echo: Echo) -> DistributionSection:
+    fold_numbers = [f.number for f in folds]
+    dists = {e.name: Distribution.concat([by_key[e.name, f].distribution for f in fold_numbers])
+             for e in entries if by_key[e.name, fold_numbers[0]].distribution is not None}
+    results = score_distributions(frame, dists, cfg.quantiles, BENCHMARK, seed=cfg.train.seed)
+    section = DistributionSection(results)
+    table = distribution_table(results)
+    section.tables.append(("Distribution forecasts: scores, VaR tests and verdicts", table))
+
+    bands = _bands(frame, dists)
+    name = cfg.data.source_name
+    section.figures.append(("Fan chart: 90% (5%-95%) and 98% (1%-99%) intervals against the actual returns, last year; "
+                            "crosses mark days below the 1% VaR",
+                            record.figure("fan_chart.png", plot_fan_chart, bands, title=f"{name}: forecast intervals")))
+    section.figures.append(("Value-at-risk hits: days the return fell below the 1% VaR, and their running count "
+                            "against the expected 1% of days",
+                            record.figure("var_hits.png", plot_var_hits, bands, title=f"{name}: 1% VaR hits")))
+    realized = pd.Series(series.proxy, index=series.dates)
+    days = pd.DatetimeIndex(sorted(frame["date"].unique()))
+    realized = realized.reindex(days)
+    reference = _volatility_reference(history, folds, cfg)
+    vol = implied_volatility(frame, dists, realized, reference)
+    section.tables.append(("Implied volatility against the volatility target (daily standard deviation)", vol))
+    section.figures.append(("Implied volatility of the distributions, the volatility target's HAR forecast and the "
+                            "realized volatility proxy, last year",
+                            record.figure("implied_volatility.png", plot_implied_volatility, frame, dists, realized,
+                                          reference, title=f"{name}: daily volatility")))
+    section.intro.append(
+        f"Distributions (one-day-ahead): CRPS (lower is better) from each model's full distribution; coverage_90: "
+        f"share of days inside the 5%-95% interval (0.90 if calibrated); var01_hits: share of days below the 1% "
+        f"quantile, the 1% value at risk (0.01 if calibrated), tested by Kupiec (is the share 1%?) and "
+        f"Christoffersen (do hits cluster?); coverage is 'accepted' when both p-values are at least 0.05. CRPS "
+        f"is compared with {BENCHMARK} by Diebold-Mariano, and across all distribution models by the 90% MCS. "
+        f"Point models have no distribution: their quantile cells are empty.")
+    section.text = (f"\ndistribution forecasts ({len(dists)} models, best CRPS first; benchmark {BENCHMARK}):\n"
+                    + text_table(table.to_dict("records"), ["crps", "coverage_90", "var01_hits", "kupiec_pvalue",
+                                                            "christoffersen_pvalue", "coverage", "crps_dm_pvalue",
+                                                            "crps_in_mcs"]))
+    return section
+
+
+def _bands(frame: pd.DataFrame, dists: dict[str, Distribution]) -> pd.DataFrame:
+    """``model, date, y_true`` and the quantiles of ``BAND_LEVELS`` of each distribution model's one-day forecasts,
+    from its full distribution (whatever ``--quantiles`` wrote)."""
+    parts = []
+    step1 = frame[frame["step"] == 1] if "step" in frame else frame
+    for model, dist in dists.items():
+        rows = step1[step1["model"] == model]
+        q = dist.quantiles(BAND_LEVELS, step=1)
+        part = pd.DataFrame({"model": model, "date": rows["date"].to_numpy(), "y_true": rows["y_true"].to_numpy()})
+        for j, level in enumerate(BAND_LEVELS):
+            part[quantile_column(level)] = q[:, j]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _volatility_reference(history, folds: list, cfg) -> dict[str, pd.Series]:
+    """``har`` fitted to the volatility target on the same folds: its one-day-ahead forecasts by date."""
+    from ..data.windows import build_series
+    from ..walkforward import plan_units, run_units
+
+    d = cfg.data
+    volatility = build_series(history, "volatility", d.features)
+    results = run_units(plan_units([get_entry(VOLATILITY_REFERENCE)], folds, False), volatility, cfg.network,
+                        cfg.train, d.lookback, d.horizon, 1, echo=lambda line: None)
+    by_fold = {r.fold: r for r in results}
+    dates = np.concatenate([volatility.target_dates(f.split.test) for f in folds])
+    values = np.concatenate([by_fold[f.number].forecasts[:, 0] for f in folds])
+    return {VOLATILITY_REFERENCE: pd.Series(values, index=dates)}
