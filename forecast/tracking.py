@@ -19,7 +19,8 @@ from .errors import ForecastError
 
 TAG_KIND = "forecast.kind"          # "fit", "backtest", "backtest-model", "bench", "diagnose"
 TAG_SOURCE = "forecast.source"      # ticker / CSV stem / synthetic name
-NETWORK_DIR = "network"             # the run's artifact folder holding weights.pt and network.json
+NETWORK_DIR = "network"
+EXPERIMENT_KIND = "mlflow.experimentKind"             # the run's artifact folder holding weights.pt and network.json
 _opened: set[str] = set()
 
 
@@ -96,7 +97,9 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str], params: dict
     mlflow = _mlflow()
     if not nested:
         open_store()
-        mlflow.set_experiment(experiment)
+        found = mlflow.set_experiment(experiment)
+        if EXPERIMENT_KIND not in found.tags:   # MLflow's UI then opens it on the runs table, not the GenAI view
+            mlflow.set_experiment_tag(EXPERIMENT_KIND, "custom_model_development")
     tags = {**tags, **store.identity_tags()}
     run = mlflow.start_run(run_name=run_name, nested=nested, tags={k: str(v) for k, v in tags.items()})
     if params:
