@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..config import RunConfig, SweepConfig
 from ..errors import ForecastError
-from ..report import pyplot
+from ..report import pyplot, save_figure
 from ..settings_io import resolve, to_yaml
 from .space import describe, setup_of
 
@@ -99,9 +99,7 @@ def plot_importance(frame: pd.DataFrame, path: Path, title: str) -> Path:
                   f"{frame['complete_trials'].iloc[0]} complete trials)")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_history(trials: pd.DataFrame, path: Path, title: str, loss: str, naive: float | None = 1.0) -> Path:
@@ -120,13 +118,12 @@ def plot_history(trials: pd.DataFrame, path: Path, title: str, loss: str, naive:
     if naive is not None:
         ax.axhline(naive, color="k", lw=0.6, ls="--", label="naive forecast")
     ax.set_xlabel("trial")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(f"validation loss\n({loss})", fontsize=9)
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------- reading a sweep back
