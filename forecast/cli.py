@@ -57,6 +57,12 @@ COMMANDS: dict[str, Command] = {
                                   "For a batch of windows, the norm of the gradient of the last output with respect "
                                   "to the input k steps back, at initialisation and after training: the vanishing "
                                   "gradient of plain RNNs, made visible.", print_config=True),
+    "sweep": Command(C.SweepConfig, "sweep:sweep", "tune each network by walk-forward validation, studies shared by many machines",
+                     "Tune every network with Optuna on walk-forward folds strictly before --test-start, one study per "
+                     "model (SQLite in --out, or a PostgreSQL URL shared by many machines), each trial a nested MLflow "
+                     "run; write the best settings per model (best/<model>.yaml, for fit, backtest and "
+                     "`backtest --from-sweep`), hyperparameter importances and figures. Running it again resumes it.",
+                     print_config=True),
     "models": Command(None, "", "list the models in the registry", "List the model registry: networks and baselines."),
 }
 
@@ -107,6 +113,8 @@ def _add_settings(parser: argparse.ArgumentParser, command: Command) -> None:
     cls = command.settings
     _add_fields(parser, cls, "run settings" if section_fields(cls) else "settings")
     for f in section_fields(cls):
+        if f.metadata.get("yaml_only"):      # e.g. a sweep's per-model search spaces: their keys repeat the space's
+            continue
         base = section_defaults(cls, f.name)
         _add_fields(parser, type(base), f"{f.name} settings", base)
 

@@ -20,11 +20,13 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from .config import NetworkConfig, TrainConfig
 from .data.datamodule import WindowDataModule
 from .data.windows import Series, Split, make_inputs, make_targets
 from .distributions import Distribution
+from .errors import ForecastError
 from .models import ModelEntry, baselines, distribution_baselines
 from .models.recurrent import MeanNetwork, NetShape, ScaledNetwork
 from .models.regressor import RecurrentRegressor
@@ -118,9 +120,14 @@ class NetworkForecaster:
         callbacks = [recorder, EarlyStopping("val_loss", patience=t.patience, mode="min")]
         if self.progress:
             callbacks.append(EpochProgress(self.entry.name))
-        trainer = pl.Trainer(max_epochs=t.max_epochs, accelerator=t.accelerator, devices=1, logger=False,
-                             enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-                             enable_progress_bar=False, callbacks=callbacks)
+        try:
+            trainer = pl.Trainer(max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
+                                 strategy=t.strategy, logger=False, enable_checkpointing=False,
+                                 enable_model_summary=False, num_sanity_val_steps=0, enable_progress_bar=False,
+                                 callbacks=callbacks)
+        except (MisconfigurationException, ValueError, TypeError) as err:   # Lightning judges its own values
+            raise ForecastError(f"--accelerator {t.accelerator} --devices {t.devices} --strategy {t.strategy}: "
+                                f"{str(err).splitlines()[0]}") from None
         trainer.fit(module, datamodule=datamodule)
         self.module_, self.scaler_, self.history_ = module, datamodule.scaler, recorder.history
         self.best_epoch_, self.best_val_loss_ = recorder.best_epoch, recorder.best_loss

@@ -188,6 +188,8 @@ def owners(cls: type) -> dict[str, str]:
     """Flag name -> the section holding it (top-level fields map to themselves)."""
     out = {f.name: "" for f in scalar_fields(cls)}
     for s in section_fields(cls):
+        if s.metadata.get("yaml_only"):
+            continue
         out |= {f.name: s.name for f in scalar_fields(type(section_defaults(cls, s.name)))}
     return out
 

@@ -123,11 +123,12 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
         _mlflow().log_metrics(values, step=step)
 
 
-def log_files(paths: list[Path]) -> None:
-    """Exactly these files as artifacts of the active run (never a whole folder)."""
+def log_files(paths: list[Path], root: Path | None = None) -> None:
+    """Exactly these files as artifacts of the active run (never a whole folder), in their folders under ``root``."""
     mlflow = _mlflow()
     for path in paths:
-        mlflow.log_artifact(str(path))
+        folder = path.parent.relative_to(root).as_posix() if root is not None else "."
+        mlflow.log_artifact(str(path), artifact_path=None if folder == "." else folder)
 
 
 def tracking_uri() -> str:

@@ -70,12 +70,23 @@ def make_folds(series: Series, lookback: int, horizon: int, settings: BacktestSe
 
 
 @dataclass(frozen=True)
+class ModelSetup:
+    """A network's own settings (a sweep's best, say), instead of the ones every model shares. Folds are made
+    with the longest lookback in play, so every model trains on the same days and forecasts the same days."""
+
+    network: NetworkConfig
+    train: TrainConfig
+    lookback: int
+
+
+@dataclass(frozen=True)
 class Unit:
     """A piece of work for one process: one model over one fold, or over several folds in order."""
 
     entry: ModelEntry
     folds: tuple[Fold, ...]
     warm_start: bool
+    setup: ModelSetup | None = None    # None: the settings shared by all models
 
 
 @dataclass
@@ -99,6 +110,8 @@ def run_unit(unit: Unit, series: Series, network: NetworkConfig, train: TrainCon
     # used by running units side by side (--jobs).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    if unit.setup is not None:
+        network, train, lookback = unit.setup.network, unit.setup.train, unit.setup.lookback
     try:
         return _fit_folds(unit, series, network, train, FitContext(series.feature_names, series.target_name,
                                                                    lookback, horizon))
@@ -128,14 +141,17 @@ def _fit_folds(unit: Unit, series: Series, network: NetworkConfig, train: TrainC
     return results
 
 
-def plan_units(entries: list[ModelEntry], folds: list[Fold], warm_start: bool) -> list[Unit]:
-    """Networks with warm starts chain their folds; everything else is one unit per fold."""
+def plan_units(entries: list[ModelEntry], folds: list[Fold], warm_start: bool,
+               setups: dict[str, ModelSetup] | None = None) -> list[Unit]:
+    """Networks with warm starts chain their folds; everything else is one unit per fold. ``setups``: a
+    network's own settings by model name (the others use the shared ones)."""
     units = []
     for entry in entries:
+        setup = (setups or {}).get(entry.name) if entry.kind == "network" else None
         if warm_start and entry.kind == "network":
-            units.append(Unit(entry, tuple(folds), True))
+            units.append(Unit(entry, tuple(folds), True, setup))
         else:
-            units += [Unit(entry, (fold,), False) for fold in folds]
+            units += [Unit(entry, (fold,), False, setup) for fold in folds]
     # Slow units first, so the pool does not end waiting on one long network fold.
     return sorted(units, key=lambda u: (u.entry.kind != "network", -len(u.folds)))
 

@@ -39,11 +39,14 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def worker_init(parent: int) -> None:
-    """Runs first in every worker: Ctrl-C is the parent's business; die with the parent."""
+def worker_init(parent: int, setup=None) -> None:
+    """Runs first in every worker: Ctrl-C is the parent's business; die with the parent; then ``setup()``
+    (a fresh, spawned process gets the command line's output settings before it imports a library)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent)
+    if setup is not None:
+        setup()
 
 
 def kill_workers() -> None:
@@ -55,9 +58,9 @@ def kill_workers() -> None:
 
 
 @contextlib.contextmanager
-def worker_pool(jobs: int, context):
+def worker_pool(jobs: int, context, setup=None):
     """A ``ProcessPoolExecutor`` whose workers stop with the command, whatever stops it."""
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_init, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_init, initargs=(os.getpid(), setup))
     _pools.add(pool)
     try:
         yield pool

@@ -43,6 +43,11 @@ class BacktestResult:
 
 def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
     d, b = cfg.data, cfg.backtest
+    setups = {}                 # a network's own settings (--from-sweep: its best), else the shared ones
+    if b.from_sweep:
+        from ..sweep.results import from_sweep
+
+        b, setups = from_sweep(cfg, echo)
     entries = parse_models(unique_models(b.models, echo), d.target)
     if NAIVE not in [e.name for e in entries]:
         entries.append(get_entry(NAIVE))
@@ -53,8 +58,9 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
         if entry.custom:
             load_cell(entry.cell)          # a user's class: a one-line error now, not in a worker
     history, series = load_data(d, echo)
-    check_custom_cells(entries, len(series.feature_names), cfg.network, d.lookback)
-    folds = make_folds(series, d.lookback, d.horizon, b, d.val_fraction)
+    check_custom_cells([e for e in entries if e.name not in setups], len(series.feature_names), cfg.network, d.lookback)
+    # The longest lookback in play: every model trains on the same days and forecasts the same days.
+    folds = make_folds(series, max([d.lookback] + [s.lookback for s in setups.values()]), d.horizon, b, d.val_fraction)
     first, last = series.target_dates(folds[0].split.test[:1])[0], series.target_dates(folds[-1].split.test[-1:])[0]
     echo(f"backtest: {len(folds)} folds of up to {b.refit_every} days, {first:%Y-%m-%d} to {last:%Y-%m-%d}, "
          f"{b.window} training window{', warm starts' if b.warm_start else ''}, {b.jobs} job(s); "
@@ -62,11 +68,11 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
     record = RunRecord.for_settings(cfg, "backtest", d.source_name, f"backtest-{d.target}", (d.source_name, "backtest"),
                                     echo)
     with record:
-        tags = data_tags(history, series)
+        tags = data_tags(history, series) | ({"from_sweep": b.from_sweep} if b.from_sweep else {})
         record.tags(tags)
         started = time.perf_counter()
-        results = run_units(plan_units(entries, folds, b.warm_start), series, cfg.network, cfg.train, d.lookback,
-                            d.horizon, b.jobs, echo)
+        results = run_units(plan_units(entries, folds, b.warm_start, setups), series, cfg.network, cfg.train,
+                            d.lookback, d.horizon, b.jobs, echo)
         echo(f"fitted {len(results)} model-folds in {time.perf_counter() - started:.1f}s")
 
         by_key = {(r.model, r.fold): r for r in results}
@@ -116,6 +122,11 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
                  f"Set (90%) keeps the models that cannot be told apart from the best. Directional accuracy is "
                  f"tested with Pesaran-Timmermann (PT p, one-sided), whose null keeps how often the market and the "
                  f"forecast go up; 'Always up' is the hit rate of a forecast that always says up."]
+        if setups:
+            from ..sweep.space import describe
+
+            intro.insert(1, f"Networks each at their best settings from sweep {b.from_sweep}, tuned on days before "
+                            f"{b.test_start}: " + "; ".join(f"{m}: {describe(s)}" for m, s in setups.items()) + ".")
         tables = [("Leaderboard", board.drop(columns=[c for c in board if c.startswith("rmse_by_seed")]))]
         if trading:
             tables.append((f"Trading (sign of the forecast, {b.cost_bps:g} bps per unit turnover)",

@@ -85,16 +85,9 @@ def prepare_out(out: Path, overwrite: bool = False, tracked: bool = True) -> Non
     """Make ``out`` ready, or refuse in one line: it must be new, empty, or an earlier output of this
     toolkit (its ``manifest.json`` lists every file in it; ``overwrite`` removes them first), never a
     folder that holds the tracking store, and writable."""
-    if out.exists() and not out.is_dir():
-        raise ForecastError(f"--out {out} is a file; give a folder (new or empty)")
-    db = store.sqlite_path()
-    if db is not None and db.resolve().is_relative_to(out.resolve()) and (tracked or db.exists()):
-        raise ForecastError(f"--out {out} would hold the tracking store ({db}); choose a folder of its own, "
-                            f"e.g. runs/my-run")
+    guard_out(out, tracked)
     if out.is_dir() and any(out.iterdir()):
         manifest = out / MANIFEST
-        if (out / "mlruns").exists():
-            raise ForecastError(f"--out {out} holds an MLflow store (mlruns/); choose a folder of its own")
         if not manifest.is_file():
             raise ForecastError(f"--out {out} is not empty and has no {MANIFEST}: it is not a complete output of "
                                 f"this toolkit; choose a new or empty folder (or delete it)")
@@ -112,6 +105,23 @@ def prepare_out(out: Path, overwrite: bool = False, tracked: bool = True) -> Non
         for path in out.iterdir():
             if path.is_file():
                 path.unlink()
+    make_writable(out)
+
+
+def guard_out(out: Path, tracked: bool = True) -> None:
+    """``out`` may be a folder, never a file, nor the home of the tracking store."""
+    if out.exists() and not out.is_dir():
+        raise ForecastError(f"--out {out} is a file; give a folder (new or empty)")
+    db = store.sqlite_path()
+    if db is not None and db.resolve().is_relative_to(out.resolve()) and (tracked or db.exists()):
+        raise ForecastError(f"--out {out} would hold the tracking store ({db}); choose a folder of its own, "
+                            f"e.g. runs/my-run")
+    if (out / "mlruns").exists():
+        raise ForecastError(f"--out {out} holds an MLflow store (mlruns/); choose a folder of its own")
+
+
+def make_writable(out: Path) -> None:
+    """Create ``out`` and prove it can be written, or one line saying why not."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
@@ -151,24 +161,32 @@ class RunRecord:
     # -------------------------------------------------------------- lifecycle
 
     def __enter__(self) -> "RunRecord":
-        prepare_out(self.out, self.overwrite, tracked=self.experiment is not None)
+        self.prepare()
         if self.experiment:
-            tags = {tracking.TAG_KIND: self.kind, tracking.TAG_SOURCE: self.source, "ticker": self.source}
-            self.run_id = tracking.start_run(self.experiment, self.run_name, tags, self.params).info.run_id
+            self.run_id = self.start_run()
         return self
+
+    def prepare(self) -> None:
+        """Make the output folder ready: new, empty, or an earlier output (``overwrite``)."""
+        prepare_out(self.out, self.overwrite, tracked=self.experiment is not None)
+
+    def start_run(self) -> str:
+        """Open this command's MLflow run (active in this process); its id."""
+        tags = {tracking.TAG_KIND: self.kind, tracking.TAG_SOURCE: self.source, "ticker": self.source}
+        return tracking.start_run(self.experiment, self.run_name, tags, self.params).info.run_id
 
     def __exit__(self, kind, error, trace) -> None:
         if error is None:
-            self.json(MANIFEST, {"files": [p.name for p in self.files], "run_id": self.run_id,
-                                 "written": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            self.json(MANIFEST, {"files": [p.relative_to(self.out).as_posix() for p in self.files],
+                                 "run_id": self.run_id, "written": time.strftime("%Y-%m-%dT%H:%M:%S")})
         if self.run_id:
             stopped = isinstance(error, (KeyboardInterrupt, Interrupted))
             status = "FINISHED" if error is None else "KILLED" if stopped else "FAILED"
             if error is None:
-                tracking.log_files(self.files)
+                tracking.log_files(self.files, self.out)
             tracking.end_run(status)
         if error is None:
-            listed = ", ".join(p.name for p in self.files if p.name != MANIFEST)
+            listed = ", ".join(p.relative_to(self.out).as_posix() for p in self.files if p.name != MANIFEST)
             self.echo(f"\noutputs: {self.out}/ ({listed})")
             if self.run_id:
                 self.echo(f"mlflow: run {self.run_id} in experiment {self.experiment!r} ({tracking.tracking_uri()}); "

@@ -1,0 +1,280 @@
+"""``forecast sweep``: tune each network by walk-forward validation before the test period.
+
+ingest -> cut at --test-start -> validation folds -> one study per model (RDB storage) -> workers run
+trials (refit and score fold by fold, report, prune; one nested MLflow run each) -> best settings,
+tables, importances, figures -> the sweep's MLflow parent run.
+
+The output folder is the sweep's home and is reused by design: it holds the default SQLite storage,
+and running the same command again resumes the studies. So instead of ``prepare_out`` (new, empty,
+or replaced with --overwrite) it gets a check of its own: new, empty, or this study's sweep folder
+(its ``sweep.json`` names the study). While a run works on it the folder has no manifest.json; when
+the run ends, every file written (each atomically) is listed in a new one.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+from concurrent.futures import as_completed
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from .. import tracking
+from ..config import SweepConfig
+from ..errors import ForecastError
+from ..models import parse_models
+from ..models.custom import load_cell
+from ..report import text_table
+from ..settings_io import to_flat_dict
+from .common import (MANIFEST, Echo, RunRecord, check_custom_cells, data_tags, guard_out, load_data, make_writable,
+                     unique_models)
+
+STORAGE_FILE = "study.db"
+
+
+@dataclass
+class SweepResult:
+    out_dir: Path
+    run_id: str | None
+    best: pd.DataFrame                       # one row per model: its best trial
+    trials: dict[str, pd.DataFrame]          # model -> every trial of its study
+    this_run: list[dict]                     # the trials this command ran (all its workers)
+
+
+def default_out(study: str) -> Path:
+    return Path("runs") / f"sweep-{study.replace('^', '').replace('/', '_')}"
+
+
+def check_sweep_out(out: Path, study: str, tracked: bool) -> None:
+    """New, empty, or the folder of this very sweep (resumed); writable."""
+    from ..sweep.results import SWEEP_FILE
+
+    guard_out(out, tracked)
+    if out.is_dir() and any(out.iterdir()):
+        marker = out / SWEEP_FILE
+        if not marker.is_file() and not (out / STORAGE_FILE).is_file():
+            raise ForecastError(f"--out {out} is not empty and is not a sweep's folder (no {SWEEP_FILE}); choose a "
+                                f"new or empty folder, or the --out of an earlier run of this sweep")
+        try:
+            earlier = json.loads(marker.read_text(encoding="utf-8")).get("study") if marker.is_file() else study
+        except (ValueError, AttributeError):
+            raise ForecastError(f"--out {out}: its {SWEEP_FILE} is unreadable; choose a new folder") from None
+        if earlier != study:
+            raise ForecastError(f"--out {out} is the folder of sweep {earlier!r}, not {study!r}; choose another "
+                                f"--out (or the same --study)")
+    make_writable(out)
+
+
+@dataclass
+class SweepRecord(RunRecord):
+    """The run record of a sweep: its own folder check, and the parent run the studies share (resumed)."""
+
+    study: str = ""
+    studies: list = field(default_factory=list)
+    wait: float = 0.0
+
+    def prepare(self) -> None:
+        check_sweep_out(self.out, self.study, self.experiment is not None)
+        (self.out / MANIFEST).unlink(missing_ok=True)     # being worked on: visibly incomplete until the end
+
+    def start_run(self) -> str:
+        from ..sweep.trial_runs import KIND_SWEEP, open_parent
+
+        tags = {tracking.TAG_KIND: KIND_SWEEP, tracking.TAG_SOURCE: self.source, "ticker": self.source,
+                "optuna.study": self.study}
+        return open_parent(self.studies, self.experiment, self.run_name, tags, self.params, self.wait)
+
+
+def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
+    d, s = cfg.data, cfg.sweep
+    entries = parse_models(unique_models(s.models, echo), d.target)
+    baselines = [e.name for e in entries if e.kind != "network"]
+    if baselines:
+        raise ForecastError(f"--models: a sweep tunes networks; {', '.join(baselines)} has nothing to tune (the "
+                            f"backtest compares baselines as they are)")
+    for entry in entries:
+        if entry.custom:
+            load_cell(entry.cell)
+    base = s.study or d.source_name
+    out = Path(cfg.out) if cfg.out else default_out(base)
+    history, series = load_data(d, echo)
+    check_sweep_out(out, base, cfg.track)
+
+    from ..sweep import studies as st
+    from ..sweep.space import family
+    from ..sweep.validation import Evaluation, default_test_start, validation_folds
+
+    url = s.storage or f"sqlite:///{(out / STORAGE_FILE).resolve()}"
+    spec = st.StorageSpec(url, s.heartbeat, s.grace_period, s.max_retries, cfg.track)
+    storage = st.open_storage(spec)
+    names = {e.name: st.study_name(base, e.name, d.target) for e in entries}
+    existing = st.load_existing(storage, names)
+    known = {v.user_attrs.get(st.FACT + "test_start") for v in existing.values()} - {None}
+    test_start = s.test_start or (sorted(known)[0] if known else default_test_start(series))
+    spaces = {e.name: cfg.space_for(family(e)) for e in entries}
+    lookback = max(max(space.lookbacks) for space in spaces.values())
+    seen, folds = validation_folds(series, test_start, s.val_folds, s.fold_days, lookback, d.horizon, d.val_fraction)
+    check_custom_cells(entries, len(series.feature_names), cfg.network, min(min(sp.lookbacks) for sp in spaces.values()))
+    facts = {"source": d.source_name, "target": d.target, "horizon": str(d.horizon), "features": ",".join(d.features),
+             "test_start": test_start, "val_folds": str(s.val_folds), "fold_days": str(s.fold_days),
+             "recipe": _recipe(cfg)}
+    studies, created = st.open_studies(storage, names, facts)
+    dates = seen.target_dates
+    echo(f"sweep: {len(entries)} studies in {st.redact(url)} ({', '.join(names.values())}); {s.sampler} sampler, "
+         f"{s.trials} finished trials each; validation: {len(folds)} folds from "
+         f"{dates(folds[0].split.test[:1])[0]:%Y-%m-%d} to {dates(folds[-1].split.test[-1:])[0]:%Y-%m-%d}, test "
+         f"period from {test_start} never seen")
+
+    params = to_flat_dict(cfg) | {"sweep.storage": st.redact(url)}
+    experiment = tracking.experiment_name(d.source_name, cfg.experiment) if cfg.track else None
+    # Another process made these studies a moment ago: wait for the parent run it is making, not a second one.
+    fresh = not created and not any(st.counts(v)["total"] for v in studies.values())
+    record = SweepRecord(out, "sweep", d.source_name, experiment, f"sweep-{base}", params, echo, study=base,
+                         studies=list(studies.values()), wait=20.0 if fresh else 0.0)
+    with record:
+        record.tags(data_tags(history, series))
+        runs = None
+        if record.run_id:
+            from ..sweep.trial_runs import TrialRuns
+
+            runs = TrialRuns(tracking._mlflow().get_run(record.run_id).info.experiment_id, record.run_id, d.source_name)
+        sweep_facts = {"study": base, "storage": st.redact(url), "studies": names, "sampler": s.sampler,
+                       "trials": s.trials, "parent_run": record.run_id, **facts}
+        record.json("sweep.json", sweep_facts)
+        evaluation = Evaluation(seen, folds, d.horizon, cfg.network, cfg.train, spaces)
+        plan = st.WorkPlan(spec, names, entries, s.trials, s.sampler, cfg.train.seed,
+                           time.time() + s.timeout if s.timeout else None, evaluation, runs)
+        started = time.perf_counter()
+        rows = _run_workers(plan, s.jobs, storage, spec, echo)
+        wall = time.perf_counter() - started
+        _speed(rows, wall, echo)
+        best, trials = _write_results(record, cfg, storage, names, sweep_facts, echo)
+    return SweepResult(record.out, record.run_id, best, trials, rows)
+
+
+def _recipe(cfg: SweepConfig) -> str:
+    """The fixed settings that change what a trial's value means (not where it runs): kept with the study."""
+    t = cfg.train
+    return (f"max_epochs={t.max_epochs} patience={t.patience} seeds={','.join(map(str, t.seed_list))} "
+            f"tbptt={t.tbptt_k1}/{t.tbptt_k2} chrono={cfg.network.chrono} val_fraction={cfg.data.val_fraction} "
+            f"distribution={cfg.network.distribution}")
+
+
+def _run_workers(plan, jobs: int, storage, spec, echo: Echo) -> list[dict]:
+    """``jobs`` workers (this process for one): each runs trials until the studies are done."""
+    from ..sweep import studies as st
+    from ..workers import cap_jobs, worker_pool
+
+    jobs, note = cap_jobs(jobs, plan.trials * len(plan.entries))
+    if note:
+        echo(f"note: {note}")
+    pids = {os.getpid()}
+    try:
+        if jobs == 1:
+            return st.work(plan, 0, echo)
+        rows: list[dict] = []
+        # Fresh processes: no database connection or torch state inherited from this one.
+        from ..cli import configure_output
+
+        with worker_pool(jobs, mp.get_context("spawn"), setup=configure_output) as pool:
+            futures = [pool.submit(st.work, plan, k) for k in range(jobs)]
+            try:
+                for future in as_completed(futures):
+                    rows += future.result()
+            except BaseException:
+                pids |= set(getattr(pool, "_processes", None) or {})
+                raise
+        return rows
+    except BaseException as err:
+        import psutil
+
+        from ..errors import Interrupted
+
+        stopped = isinstance(err, (KeyboardInterrupt, Interrupted))
+        psutil.wait_procs([p for p in map(_process, pids - {os.getpid()}) if p], timeout=5)
+        try:
+            released = st.release(storage, list(plan.studies.values()), st.owned_by(pids), spec,
+                                  "KILLED" if stopped else "FAILED",
+                                  "the sweep was stopped" if stopped else f"the sweep failed: {type(err).__name__}")
+        except Exception as trouble:      # the storage went away too: heartbeats will tell the trials dead
+            echo(f"note: the unfinished trials could not be released ({type(trouble).__name__}); after "
+                 f"--grace-period any worker fails and retries them")
+        else:
+            if released:
+                echo(f"note: trial(s) {', '.join(map(str, released))} stopped unfinished: marked failed and "
+                     f"queued again, so the next run of this sweep starts with them")
+        raise
+
+
+def _process(pid: int):
+    import psutil
+
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _speed(rows: list[dict], wall: float, echo: Echo) -> None:
+    if not rows:
+        echo("this run started no trial: the studies already have their trials (raise --trials to add some)")
+        return
+    seconds = sum(r["seconds"] for r in rows) / len(rows)
+    fitting = sum(r["fit_seconds"] or 0.0 for r in rows) / len(rows)
+    workers = len({r["worker"] for r in rows})
+    echo(f"this run: {len(rows)} trials in {wall:.0f}s with {workers} worker(s): {3600 * len(rows) / wall:.0f} "
+         f"trials/hour; a trial took {seconds:.1f}s, {fitting:.1f}s of it fitting ({seconds - fitting:.2f}s for "
+         f"storage, tracking and scoring)")
+
+
+def _write_results(record: SweepRecord, cfg: SweepConfig, storage, names: dict[str, str], facts: dict,
+                   echo: Echo) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    import optuna
+
+    from ..sweep import results as rs
+    from ..sweep.space import describe, setup_of
+    from ..sweep.studies import counts
+    from ..sweep.validation import loss_name
+
+    distribution = cfg.network.distribution
+    loss = loss_name(distribution)
+    (record.out / rs.BEST_DIR).mkdir(exist_ok=True)
+    rows, trials, best_facts = [], {}, {}
+    for model, name in names.items():
+        study = optuna.load_study(study_name=name, storage=storage)
+        frame = trials[model] = rs.trials_frame(study)
+        n = counts(study)
+        record.csv(f"trials_{model}.csv", frame)
+        record.figure(f"history_{model}.png", rs.plot_history, frame, title=f"{model}: validation loss by trial",
+                      loss=loss, naive=None if distribution else 1.0)
+        found = rs.importances(study)
+        if found is not None:
+            record.csv(f"importance_{model}.csv", found[0])
+            record.figure(f"importance_{model}.png", rs.plot_importance, found[0],
+                          title=f"{model}: which hyperparameters matter")
+        else:
+            echo(f"note: {model}: too few complete trials ({n['complete']}) for hyperparameter importances")
+        trial = rs.best_trial(study)
+        row = {"model": model, "study": name, "complete": n["complete"], "pruned": n["pruned"], "failed": n["fail"]}
+        if trial is not None:
+            settings = rs.best_settings(cfg, trial)
+            record.text(f"{rs.BEST_DIR}/{model}.yaml", rs.best_yaml(settings, model, name, trial, facts["test_start"],
+                                                                     n["finished"], record.out, loss))
+            r2 = {} if distribution else {"val_r2_vs_naive": 1 - trial.value}
+            row |= {"best_trial": trial.number, "val_loss": trial.value, **r2,
+                    "settings": describe(setup_of(trial.params, cfg.network, cfg.train)), **trial.params}
+            best_facts[model] = {"trial": trial.number, "val_loss": trial.value}
+            record.metrics({f"best_val_loss_{model}": trial.value, f"complete_trials_{model}": n["complete"]})
+        rows.append(row)
+    best = pd.DataFrame(rows)
+    record.csv("best_trials.csv", best)
+    record.json("sweep.json", facts | {"best": best_facts})
+    record.config(replace(cfg, sweep=replace(cfg.sweep, storage=facts["storage"] if cfg.sweep.storage else None)))
+    echo(f"\nbest per model (validation loss on the validation folds: {loss}):")
+    echo(text_table(best.to_dict("records"), [c for c in ("complete", "pruned", "failed", "best_trial", "val_loss",
+                                                          "settings") if c in best]))
+    return best, trials
