@@ -73,9 +73,10 @@ def check_store(timeout: float = 3.0) -> None:
 
 
 @contextlib.contextmanager
-def creation_lock():
-    """Serialise the creation of a SQLite store: two processes migrating one new file collide."""
-    path = sqlite_path()
+def creation_lock(path: Path | None = None):
+    """Serialise the creation of a SQLite file (the tracking store's, or ``path``): two processes that
+    create and migrate one new database at the same moment collide."""
+    path = path if path is not None else sqlite_path()
     if path is None:
         yield
         return

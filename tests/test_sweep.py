@@ -198,3 +198,22 @@ def test_print_config_round_trips(tmp_path):
     helped = run("--help").stdout
     for flag in ("--trials", "--storage", "--jobs", "--grace-period", "--lr-range", "--devices", "--strategy"):
         assert flag in helped
+
+
+def test_a_trial_run_its_worker_never_named_is_closed_by_its_tags(isolated):
+    """A worker killed between creating a trial's MLflow run and recording it on the trial: the retry
+    still finds the run (parent run, study, trial number) and marks it FAILED; a run of another sweep
+    with the same study name and trial number is left alone."""
+    from forecast.sweep.trial_runs import PARENT_ATTR, TrialRuns, end_trial_run
+
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("forecast/x")
+    parents = [client.create_run(experiment).info.run_id for _ in range(2)]
+    study = optuna.create_study(study_name="x-lstm-return", storage=f"sqlite:///{isolated / 's.db'}")
+    study.set_user_attr(PARENT_ATTR, parents[0])
+    trial = study.ask()
+    mine, other = (TrialRuns(experiment, p, "x").start("lstm", study.study_name, trial, {}) for p in parents)
+    end_trial_run(study, study.trials[0], "FAILED", "no heartbeat")
+    assert client.get_run(mine).info.status == "FAILED"
+    assert client.get_run(mine).data.tags["forecast.ended_by"] == "no heartbeat"
+    assert client.get_run(other).info.status == "RUNNING"

@@ -60,9 +60,10 @@ def wait_for(condition, processes: list[subprocess.Popen], timeout: float = 120)
 
 
 def running_on(storage: str, pids: set[int]) -> list:
-    """The RUNNING trials whose worker (as the trial says) is one of ``pids``."""
+    """The RUNNING trials whose worker (as the trial says) is one of ``pids``, once their MLflow run exists."""
     return [t for t in trials(storage) if t.state.name == "RUNNING"
-            and int(t.user_attrs.get("forecast.worker", {}).get("forecast.pid", -1)) in pids]
+            and int(t.user_attrs.get("forecast.worker", {}).get("forecast.pid", -1)) in pids
+            and "mlflow_run" in t.user_attrs.get("forecast.worker", {})]
 
 
 def trial_runs() -> dict[int, object]:

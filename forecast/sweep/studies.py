@@ -15,6 +15,7 @@ KILLED, so a stopped sweep leaves no RUNNING trial and resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import random
@@ -72,7 +73,7 @@ class Requeue:
         from optuna.storages import RetryHeartbeatStaleTrialCallback
 
         if self.tracked:
-            end_trial_run(trial.user_attrs, self.status, self.reason)
+            end_trial_run(study, trial, self.status, self.reason)
         RetryHeartbeatStaleTrialCallback(max_retry=self.max_retries)(study, trial)
 
 
@@ -91,12 +92,19 @@ def open_storage(spec: StorageSpec):
         engine = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     else:
         engine = {"pool_pre_ping": True}
+
+    def lock():   # a new SQLite file: one worker creates its tables while the others wait
+        sqlite = store.sqlite_path(url)
+        return store.creation_lock(sqlite) if sqlite is not None else contextlib.nullcontext()
+
     try:
         for attempt in range(5):
             try:
-                return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine, heartbeat_interval=spec.heartbeat, grace_period=spec.grace_period,
-                    heartbeat_stale_trial_callback=Requeue(spec.max_retries, spec.tracked))
+                with lock():
+                    return optuna.storages.RDBStorage(
+                        url, engine_kwargs=engine, heartbeat_interval=spec.heartbeat,
+                        grace_period=spec.grace_period,
+                        heartbeat_stale_trial_callback=Requeue(spec.max_retries, spec.tracked))
             except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
                 # Workers that start together on a new database race to create its tables; the loser
                 # finds them made on the next try.

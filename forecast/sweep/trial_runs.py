@@ -75,17 +75,28 @@ class TrialRuns:
         self.client.set_terminated(run_id, status=status)
 
 
-def end_trial_run(attrs: dict[str, Any], status: str, reason: str) -> None:
-    """Close the MLflow run of a trial that its worker cannot close any more (dead, or stopped)."""
-    run_id = attrs.get(WORKER_ATTR, {}).get(RUN_KEY)
-    if not run_id:
-        return
+def end_trial_run(study, trial, status: str, reason: str) -> None:
+    """Close the MLflow run of a trial that its worker cannot close any more (dead, or stopped).
+
+    The trial names its run; a worker killed between creating the run and naming it leaves it to be
+    found by its tags (the sweep's parent run, the study and the trial number)."""
     client = _client()
+    run_id = trial.user_attrs.get(WORKER_ATTR, {}).get(RUN_KEY)
+    parent = study.user_attrs.get(PARENT_ATTR)
     try:
-        if client.get_run(run_id).info.status != "RUNNING":
-            return
-        client.set_tag(run_id, "forecast.ended_by", reason)
-        client.set_terminated(run_id, status=status)
+        if run_id:
+            runs = [client.get_run(run_id)]
+        elif parent:
+            experiments = [e.experiment_id for e in client.search_experiments()]
+            runs = client.search_runs(experiments, f"tags.`{TAG_PARENT}` = '{parent}' and "
+                                                   f"tags.`optuna.study` = '{study.study_name}' and "
+                                                   f"tags.`optuna.trial` = '{trial.number}'")
+        else:
+            runs = []
+        for run in runs:
+            if run.info.status == "RUNNING":
+                client.set_tag(run.info.run_id, "forecast.ended_by", reason)
+                client.set_terminated(run.info.run_id, status=status)
     except Exception:   # another tracking store, or a deleted run: nothing of ours to close
         return
 
