@@ -33,7 +33,7 @@ class TensorBatches:
     def __iter__(self):
         x, y = self.x, self.y
         if self.shuffle:
-            order = torch.randperm(len(x), generator=self.generator)
+            order = torch.randperm(len(x), generator=self.generator).to(x.device)
             x, y = x[order], y[order]
         for start in range(0, len(x), self.batch_size):
             yield x[start:start + self.batch_size], y[start:start + self.batch_size]
@@ -116,10 +116,17 @@ class WindowDataModule(pl.LightningDataModule):
         y = self.scaler.transform_y(make_targets(self.series.target, days, self.horizon))
         return torch.from_numpy(x)[None], torch.from_numpy(y)[None]
 
+    def _on_device(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        """The tensors on the trainer's device, moved once: on a GPU, copying every small batch from host
+        memory would cost more than the step itself."""
+        trainer = self.trainer
+        return [t.to(trainer.strategy.root_device) if trainer is not None else t for t in tensors]
+
     def train_dataloader(self):
         if self.sequence:
-            return TensorBatches(*self.training_sequence(), batch_size=1)  # one batch: the whole sequence
-        return TensorBatches(self.train_x, self.train_y, self.batch_size, shuffle=True, seed=self.seed)
+            return TensorBatches(*self._on_device(*self.training_sequence()), batch_size=1)  # the whole sequence
+        return TensorBatches(*self._on_device(self.train_x, self.train_y), self.batch_size, shuffle=True,
+                             seed=self.seed)
 
     def val_dataloader(self) -> TensorBatches:
-        return TensorBatches(self.val_x, self.val_y, max(self.batch_size, 1024))
+        return TensorBatches(*self._on_device(self.val_x, self.val_y), max(self.batch_size, 1024))
