@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from forecast.commands.common import load_history
+from forecast.commands.fit import epochs_trained
 from forecast.config import DataConfig, NetworkConfig, TrainConfig
 from forecast.data.windows import build_series, make_targets, time_split
 from forecast.forecasters import FitContext, SeedEnsemble, make_forecaster
@@ -46,3 +47,6 @@ def test_seeds_train_an_ensemble_that_forecasts_the_mean_of_its_members():
     single = [fit(seed=s).predict(series, split.test) for s in (0, 1)]
     np.testing.assert_allclose(ensemble.predict(series, split.test), (single[0] + single[1]) / 2, rtol=1e-6)
     assert not np.allclose(single[0], single[1])
+    # what `fit` prints: each seed's best epoch out of its own epochs, not one count over all of them
+    best = ", ".join(str(m.best_epoch_ + 1) for m in ensemble.members)
+    assert epochs_trained(ensemble) == f", best epochs {best} of 2, 2 by seed"

@@ -84,7 +84,7 @@ def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
             y = frame.loc[frame["model"] == NAIVE, "y_true"].to_numpy()[:len(split.test)]
             by_seed = forecaster.member_predictions(series, split.test)[:, :, 0]      # [S, N] one day ahead
             metrics[entry.name]["rmse_by_seed"] = {str(s): rmse(y, p) for s, p in zip(forecaster.seeds, by_seed)}
-        epochs = f", best epoch {forecaster.best_epoch_ + 1} of {len(forecaster.history_)}" if forecaster.history_ else ""
+        epochs = epochs_trained(forecaster)
         seeds = f" ({len(cfg.train.seed_list)} seeds)" if len(cfg.train.seed_list) > 1 else ""
         echo(f"trained {entry.name}{seeds} in {seconds:.1f}s{epochs}")
 
@@ -108,3 +108,13 @@ def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
                  f"Christoffersen p >= 0.05):")
             echo(text_table([{"model": m, **vals} for m, vals in verdicts.items()], DISTRIBUTION_COLUMNS))
     return FitResult(metrics, frame, record.out, record.run_id, forecaster.history_, forecaster)
+
+
+def epochs_trained(forecaster) -> str:
+    """", best epoch B of N" (one per seed for an ensemble); empty for a model that trains no epochs."""
+    members = getattr(forecaster, "members", None) or [forecaster]      # a seed ensemble: its networks
+    if not members[0].history_:
+        return ""
+    best = ", ".join(str(m.best_epoch_ + 1) for m in members)
+    total = ", ".join(str(len(m.history_)) for m in members)
+    return f", best epoch {best} of {total}" if len(members) == 1 else f", best epochs {best} of {total} by seed"

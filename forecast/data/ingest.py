@@ -104,7 +104,7 @@ def load_ticker(ticker: str, cache_dir: str | Path | None = None, offline: bool 
                 path.parent.mkdir(parents=True, exist_ok=True)
                 history.frame.to_parquet(path)
             return history
-        why = "download failed or came back empty (offline, or unknown ticker)"
+        why = "no download: offline, or an unknown ticker"
     else:
         why = "--offline"
     if path.is_file():
@@ -116,7 +116,7 @@ def load_ticker(ticker: str, cache_dir: str | Path | None = None, offline: bool 
             return PriceHistory(frame, ticker, f"cache {path} ({why})", notes)
     frame = _bundled(ticker)
     if frame is not None:
-        return PriceHistory(_validate(frame, f"bundled {ticker}", notes), ticker, f"bundled copy ({why}, no cache)", notes)
+        return PriceHistory(_validate(frame, f"bundled {ticker}", notes), ticker, f"bundled copy ({why}; no cache)", notes)
     raise ForecastError(
         f"no data for ticker {ticker!r}: {why}, and nothing cached or bundled; "
         f"check the symbol, or pass --csv PATH with its daily prices")
