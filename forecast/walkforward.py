@@ -152,8 +152,9 @@ def plan_units(entries: list[ModelEntry], folds: list[Fold], warm_start: bool,
             units.append(Unit(entry, tuple(folds), True, setup))
         else:
             units += [Unit(entry, (fold,), False, setup) for fold in folds]
-    # Slow units first, so the pool does not end waiting on one long network fold.
-    return sorted(units, key=lambda u: (u.entry.kind != "network", -len(u.folds)))
+    # Slow units first, so the pool does not end waiting on one long network fold: networks before the
+    # rest, and of those the latest folds first (an expanding window trains them on the most data).
+    return sorted(units, key=lambda u: (u.entry.kind != "network", -len(u.folds), -u.folds[-1].number))
 
 
 def run_units(units: list[Unit], series: Series, network: NetworkConfig, train: TrainConfig,
