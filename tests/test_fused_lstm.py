@@ -113,7 +113,15 @@ def test_native_specs_are_refused():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-@pytest.mark.parametrize("name", ["vanilla", "cifg", "fgr"])
+@pytest.mark.parametrize("name", SPECS)
+def test_cuda_gradcheck_float64(name):
+    spec = SPECS[name]
+    args = inputs(spec, device="cuda")
+    assert torch.autograd.gradcheck(lambda *a: FusedLSTMFunction.apply(spec, *a)[:3], args)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", SPECS)
 def test_cuda_matches_the_reference(name):
     spec = SPECS[name]
     args = inputs(spec, dtype=torch.float32, device="cuda")
