@@ -93,6 +93,13 @@ class EpochProgress(Callback):
             self.bar.close()
 
 
+def network_output(network: torch.nn.Module, series: Series, origins: np.ndarray, lookback: int) -> np.ndarray:
+    """A trained network's output on the windows of ``origins``, one batched pass without gradients (float64)."""
+    x = torch.from_numpy(make_inputs(series.features, origins, lookback))
+    with torch.no_grad():
+        return network(x).double().numpy()
+
+
 class NetworkForecaster:
     """A recurrent network trained by Lightning on scaled windows, with ``train.seed``."""
 
@@ -146,9 +153,7 @@ class NetworkForecaster:
 
     def output(self, series: Series, origins: np.ndarray) -> np.ndarray:
         """The network's output in target units for all origins in one batched pass: ``[N, H]`` (``[N, H, P]``)."""
-        x = torch.from_numpy(make_inputs(series.features, origins, self.ctx.lookback))
-        with torch.no_grad():
-            return self.network_(x).double().numpy()
+        return network_output(self.network_, series, origins, self.ctx.lookback)
 
     def predict(self, series: Series, origins: np.ndarray) -> np.ndarray:
         """Forecasts ``[N, H]`` (a distribution's mean)."""
@@ -189,9 +194,8 @@ class SeedEnsemble:
         family = self.members[0].network.distribution
         if not family:
             return None
-        x = torch.from_numpy(make_inputs(series.features, origins, self.members[0].ctx.lookback))
-        with torch.no_grad():
-            return Distribution.from_output(family, self.network_(x).double().numpy())
+        return Distribution.from_output(family, network_output(self.network_, series, origins,
+                                                               self.members[0].ctx.lookback))
 
     def state(self) -> list[dict]:
         return [m.state() for m in self.members]
@@ -247,8 +251,9 @@ class DistributionBaselineForecaster:
 def validation_nll(model: NetworkForecaster | SeedEnsemble) -> float:
     """A trained distribution network's mean negative log-likelihood on its validation windows at its best
     epoch, in the target's own units (the loss is on the scaled target: ``+ log(target scale)``), so that
-    trials of a search with different settings compare on one scale (mean over a seed ensemble's members).
-    The objective of a sweep with ``--distribution``; lower is better."""
+    trials of a search with different settings compare on one scale (mean over a seed ensemble's members);
+    lower is better. (A sweep with ``--distribution`` is scored on its validation folds' forecasts instead,
+    ``sweep.validation``.)"""
     members = model.members if isinstance(model, SeedEnsemble) else [model]
     if not members[0].network.distribution:
         raise ValueError("validation_nll needs a network with a distribution head (--distribution)")

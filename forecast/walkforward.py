@@ -125,13 +125,12 @@ def _fit_folds(unit: Unit, series: Series, network: NetworkConfig, train: TrainC
         start = time.perf_counter()
         model = make_forecaster(unit.entry, network, train, ctx, init_state=state, progress=False)
         model.fit(series, fold.split)
-        by_seed = None
+        distribution, by_seed = model.predict_distribution(series, fold.split.test), None
         if isinstance(model, SeedEnsemble):
             members = model.member_predictions(series, fold.split.test)
             by_seed, forecasts = dict(zip(model.seeds, members)), members.mean(axis=0)
-        else:
+        elif distribution is None:
             forecasts = model.predict(series, fold.split.test)
-        distribution = model.predict_distribution(series, fold.split.test)
         if distribution is not None:
             forecasts = distribution.mean           # the point forecast is the distribution's mean, exactly
         if unit.warm_start and unit.entry.kind == "network":
