@@ -21,7 +21,7 @@ side ``log(u)``.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def keep_bias(hidden_size: int, max_timescale: float) -> Tensor:
@@ -39,3 +39,22 @@ def gate_biases(hidden_size: int, max_timescale: float, gates: tuple[str, ...], 
     if "i" in gates:
         out["i"] = -log_u if coupled else torch.zeros(hidden_size)
     return out
+
+
+def chrono_bias(module: nn.LSTM | nn.GRU, max_timescale: float) -> None:
+    """The one chrono rule on ``torch.nn.LSTM``/``GRU`` biases.
+
+    Gate order in ``bias_ih``: LSTM (input, forget, cell, output); GRU (reset, update, new), where
+    the update gate is the share of the old state kept. The hidden-side biases of the set gates are 0.
+    """
+    d = module.hidden_size
+    with torch.no_grad():
+        for layer in range(module.num_layers):
+            b_ih, b_hh = getattr(module, f"bias_ih_l{layer}"), getattr(module, f"bias_hh_l{layer}")
+            if isinstance(module, nn.LSTM):
+                biases = gate_biases(d, max_timescale, ("i", "f"))
+                b_ih[0:d], b_ih[d:2 * d] = biases["i"], biases["f"]
+                b_hh[0:2 * d] = 0.0
+            else:
+                b_ih[d:2 * d] = keep_bias(d, max_timescale)
+                b_hh[d:2 * d] = 0.0

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..config import NetworkConfig
-from .chrono import gate_biases, keep_bias
+from .chrono import chrono_bias
 from .custom import build_cell, is_dotted
 from .distribution_head import DistributionHead, combine_members
 from .variants import make_variant
@@ -39,25 +39,6 @@ def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int
     if chrono > 1 and cell in ("lstm", "gru"):
         chrono_bias(layer, chrono)
     return layer
-
-
-def chrono_bias(module: nn.LSTM | nn.GRU, max_timescale: float) -> None:
-    """The one chrono rule (``chrono.py``) on ``torch.nn.LSTM``/``GRU`` biases.
-
-    Gate order in ``bias_ih``: LSTM (input, forget, cell, output); GRU (reset, update, new), where
-    the update gate is the share of the old state kept. The hidden-side biases of the set gates are 0.
-    """
-    d = module.hidden_size
-    with torch.no_grad():
-        for layer in range(module.num_layers):
-            b_ih, b_hh = getattr(module, f"bias_ih_l{layer}"), getattr(module, f"bias_hh_l{layer}")
-            if isinstance(module, nn.LSTM):
-                biases = gate_biases(d, max_timescale, ("i", "f"))
-                b_ih[0:d], b_ih[d:2 * d] = biases["i"], biases["f"]
-                b_hh[0:2 * d] = 0.0
-            else:
-                b_ih[d:2 * d] = keep_bias(d, max_timescale)
-                b_hh[d:2 * d] = 0.0
 
 
 @dataclass(frozen=True)

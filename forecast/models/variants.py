@@ -32,7 +32,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .chrono import gate_biases
+from .chrono import chrono_bias, gate_biases
 from .fused_lstm import fused_lstm
 from .variant_specs import VARIANT_SPECS, VariantSpec, get_spec
 
@@ -51,7 +51,7 @@ class VariantLSTMLayer(nn.Module):
             raise ValueError(f"variant {variant!r} runs on torch.nn.LSTM's kernel: build it with make_variant, "
                              f"the fused cell takes one of {', '.join(FUSED_VARIANTS)}")
         d, n, g = hidden_size, len(spec.blocks), len(spec.gates)
-        self.spec, self.variant, self.hidden_size = spec, variant, d
+        self.spec, self.hidden_size = spec, d
         self.W = nn.Parameter(torch.empty(input_size, n * d))
         self.R = nn.Parameter(torch.empty(d, n * d))
         self.b = nn.Parameter(torch.empty(n * d))
@@ -101,7 +101,7 @@ class VariantLSTM(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
                  variant: str = "vanilla"):
         super().__init__()
-        self.hidden_size, self.num_layers, self.variant = hidden_size, num_layers, variant
+        self.hidden_size, self.num_layers = hidden_size, num_layers
         self.layers = nn.ModuleList(VariantLSTMLayer(input_size if k == 0 else hidden_size, hidden_size, variant)
                                     for k in range(num_layers))
         self.dropout = nn.Dropout(dropout if num_layers > 1 else 0.0)
@@ -123,20 +123,12 @@ class VariantLSTM(nn.Module):
 class NativeLSTM(nn.LSTM):
     """``lstm-np``: ``torch.nn.LSTM`` itself (batch first), plus ``chrono_init``."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
-                 variant: str = "np"):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0):
         super().__init__(input_size, hidden_size, num_layers=num_layers, dropout=dropout, batch_first=True)
-        self.variant, self.spec = variant, get_spec(variant)
 
     def chrono_init(self, max_timescale: float) -> None:
-        """The one chrono rule (``chrono.gate_biases``); gate order (i, f, g, o), the hidden-side biases 0."""
-        d = self.hidden_size
-        with torch.no_grad():
-            for k in range(self.num_layers):
-                b_ih, b_hh = getattr(self, f"bias_ih_l{k}"), getattr(self, f"bias_hh_l{k}")
-                biases = gate_biases(d, max_timescale, ("i", "f"))
-                b_ih[:d], b_ih[d:2 * d] = biases["i"], biases["f"]
-                b_hh[:2 * d] = 0.0
+        """The one chrono rule (``chrono.chrono_bias``); gate order (i, f, g, o), the hidden-side biases 0."""
+        chrono_bias(self, max_timescale)
 
 
 class NativeVariantLSTM(nn.Module):
@@ -152,7 +144,7 @@ class NativeVariantLSTM(nn.Module):
         spec = get_spec(variant)
         if not spec.native:
             raise ValueError(f"variant {variant!r} needs the fused cell (VariantLSTM), not torch.nn.LSTM's kernel")
-        self.spec, self.variant = spec, variant
+        self.spec = spec
         self.hidden_size, self.num_layers, self.dropout = hidden_size, num_layers, dropout if num_layers > 1 else 0.0
         self.free = tuple(k for k, own in (("i", "i" in spec.gates), ("f", "f" in spec.gates), ("g", True),
                                            ("o", "o" in spec.gates)) if own)
