@@ -67,11 +67,13 @@ def build_series(history: PriceHistory, target: str = "return", features: list[s
         if volume is None or (volume <= 0).any():
             raise ForecastError(f"--features volume needs a positive Volume on every day, which {history.name} lacks; drop 'volume'")
         columns["volume"] = np.diff(np.log(volume))
-    inverted = "high" in frame and "low" in frame and (frame["high"] < frame["low"]).any()
-    if target == "volatility" and inverted:
-        day = frame.index[(frame["high"] < frame["low"]).to_numpy()][0]
+    inverted = (frame["high"] < frame["low"]).to_numpy() if "high" in frame and "low" in frame else np.zeros(0, bool)
+    if target == "volatility" and inverted.any():
+        day = frame.index[inverted][0]
         raise ForecastError(f"--target volatility: High is below Low on {day:%Y-%m-%d} in {history.name}; fix the data")
-    proxy, kind = volatility_proxy(frame, np.r_[np.nan, returns]) if not inverted else (np.r_[np.nan, np.abs(returns)], "")
+    # A High below Low on some day: no Parkinson proxy, |return| on every day.
+    proxy, kind = volatility_proxy(frame.drop(columns=["high", "low"]) if inverted.any() else frame,
+                                   np.r_[np.nan, returns])
     proxy = proxy[1:]
     if target == "volatility":
         if kind != "parkinson":

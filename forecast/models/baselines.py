@@ -26,9 +26,6 @@ class _Baseline(RegressorMixin, BaseEstimator):
     def _column(self, name: str) -> int:
         return tuple(self.feature_names).index(name)
 
-    def _check_fitted(self) -> None:
-        check_is_fitted(self)
-
 
 class NaiveForecaster(_Baseline):
     """Random walk: a zero return; for volatility, the last observed value."""
@@ -38,7 +35,7 @@ class NaiveForecaster(_Baseline):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
+        check_is_fitted(self)
         if self.target == "volatility":
             last = X[:, -1, self._column("volatility")]
             return np.repeat(last[:, None], self.horizon, axis=1).astype(np.float64)
@@ -53,7 +50,7 @@ class MeanForecaster(_Baseline):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
+        check_is_fitted(self)
         return np.tile(self.mean_, (len(X), 1))
 
 
@@ -66,7 +63,7 @@ class RidgeForecaster(_Baseline):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
+        check_is_fitted(self)
         return np.asarray(self.model_.predict(X.reshape(len(X), -1))).reshape(len(X), -1)
 
 
@@ -86,7 +83,7 @@ class EwmaForecaster(_Baseline):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
+        check_is_fitted(self)
         v2 = X[:, :, self._column("volatility")].astype(np.float64) ** 2  # [N, L]
         s2 = v2.mean(axis=1)
         for step in range(v2.shape[1]):  # loop over L time steps, vectorised over windows
@@ -116,7 +113,7 @@ class GarchForecaster(_Baseline):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
+        check_is_fitted(self)
         return self.level_ * self._forecast(X)
 
     def _forecast(self, X: np.ndarray) -> np.ndarray:
@@ -163,5 +160,5 @@ class HarForecaster(_Baseline):
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        self._check_fitted()
+        check_is_fitted(self)
         return np.exp(self.regressors(X) @ self.coef_ + self.residual_var_ / 2)
