@@ -14,6 +14,9 @@ Every score comes from a model's full forecast distribution (``Distribution``), 
 - ``crps_dm_pvalue``: Diebold-Mariano test of equal daily CRPS against ``riskmetrics``;
   ``crps_in_mcs``: in the 90% Model Confidence Set of the daily CRPS of all distribution models.
 
+``METRICS`` names them all (with ``var05_hits``, ``crps_dm_stat``, ``crps_diff`` and ``crps_mcs_pvalue``): a
+point model has the same names, empty (``empty_scores``).
+
 A hyperparameter search over distribution networks minimises ``forecasters.validation_nll``.
 """
 
@@ -26,27 +29,28 @@ import pandas as pd
 
 from .distributions import Distribution
 from .evaluation import MCS_SIZE, first_step
-from .metrics import diebold_mariano_losses, model_confidence_set
+from .metrics import MIN_DAYS, diebold_mariano_losses, model_confidence_set
 from .scoring_rules import christoffersen_pvalue, kupiec_pvalue, pinball_loss
 
 BENCHMARK = "riskmetrics"
 TEST_LEVEL = 0.05        # a coverage test rejects below this p-value
 VAR_LEVEL = 0.01         # the value at risk tested: the 1% quantile
 INTERVAL = (0.05, 0.95)  # the 90% interval of coverage_90
-METRICS = ("crps", "nll", "pinball", "coverage_90", "var01_hits", "kupiec_pvalue", "christoffersen_pvalue",
-           "crps_dm_pvalue", "crps_in_mcs")
+METRICS = ("crps", "nll", "pinball", "coverage_90", "var01_hits", "var05_hits", "kupiec_pvalue",
+           "christoffersen_pvalue", "crps_dm_stat", "crps_dm_pvalue", "crps_diff", "crps_in_mcs", "crps_mcs_pvalue")
 
 
-def scores(y: np.ndarray, dist: Distribution, levels: list[float]) -> dict[str, float]:
-    """The scores of one model's one-day-ahead distributions ``dist`` at the outcomes ``y [N]``."""
+def scores(y: np.ndarray, dist: Distribution, levels: list[float], crps: np.ndarray) -> dict[str, float]:
+    """The scores of one model's one-day-ahead distributions ``dist`` at the outcomes ``y [N]``, whose daily
+    CRPS is ``crps [N]``."""
     y = np.asarray(y, dtype=np.float64)
-    q = dist.quantiles([VAR_LEVEL, 0.05, *INTERVAL], step=1)          # [N, 4]: q01, q05, q05, q95
+    q = dist.quantiles([VAR_LEVEL, *INTERVAL], step=1)                # [N, 3]: q01, q05, q95
     hits = (y < q[:, 0]).astype(int)
     nll = dist.nll(y)
-    return {"crps": float(np.mean(dist.crps(y))),
+    return {"crps": float(np.mean(crps)),
             "nll": float(np.mean(nll)) if np.isfinite(nll).all() else float("nan"),
             "pinball": pinball_loss(y, dist.quantiles(levels, step=1), levels),
-            "coverage_90": float(np.mean((y >= q[:, 2]) & (y <= q[:, 3]))),
+            "coverage_90": float(np.mean((y >= q[:, 1]) & (y <= q[:, 2]))),
             "var01_hits": float(hits.mean()),
             "var05_hits": float(np.mean(y < q[:, 1])),
             "kupiec_pvalue": kupiec_pvalue(hits, VAR_LEVEL),
@@ -73,23 +77,19 @@ def crps_verdict(metrics: dict, model: str, benchmark: str) -> str:
     return f"{'better' if diff < 0 else 'worse'} than {benchmark} (DM)"
 
 
-def one_day_outcomes(frame: pd.DataFrame, model: str) -> np.ndarray:
-    """``y_true`` of a model's one-day-ahead rows, in the frame's order (folds, then days)."""
-    step1 = first_step(frame)
-    return step1.loc[step1["model"] == model, "y_true"].to_numpy(dtype=np.float64)
-
-
 def score_distributions(frame: pd.DataFrame, dists: dict[str, Distribution], levels: list[float],
                         benchmark: str = BENCHMARK, seed: int = 0) -> dict[str, dict]:
     """Per model with a distribution: its scores, the CRPS comparison with ``benchmark`` (Diebold-Mariano)
     and with all of them (MCS), and its two verdicts (``coverage``, ``crps_verdict``, strings)."""
     out: dict[str, dict] = {}
-    dates = first_step(frame)
+    step1 = first_step(frame)
     daily = {}
     for model, dist in dists.items():
-        y = one_day_outcomes(frame, model)
-        out[model] = scores(y, dist, levels)
-        daily[model] = pd.Series(dist.crps(y), index=dates.loc[dates["model"] == model, "date"].to_numpy())
+        rows = step1[step1["model"] == model]
+        y = rows["y_true"].to_numpy(dtype=np.float64)
+        crps = dist.crps(y)
+        out[model] = scores(y, dist, levels, crps)
+        daily[model] = pd.Series(crps, index=rows["date"].to_numpy())
     losses = pd.DataFrame(daily)
     for model in dists:
         if benchmark in losses:
@@ -98,7 +98,7 @@ def score_distributions(frame: pd.DataFrame, dists: dict[str, Distribution], lev
                                "crps_diff": float(losses[model].mean() - losses[benchmark].mean())})
         else:
             out[model].update({"crps_dm_stat": float("nan"), "crps_dm_pvalue": float("nan"), "crps_diff": float("nan")})
-    if losses.shape[1] > 1 and len(losses.dropna()) >= 10:
+    if len(losses.dropna()) >= MIN_DAYS:        # a single model is the whole set: in it, p-value 1.0
         mcs = model_confidence_set(losses, MCS_SIZE, seed=seed)
         for model, member in mcs.items():
             out[model].update({"crps_in_mcs": member["in_mcs"], "crps_mcs_pvalue": member["mcs_pvalue"]})
@@ -129,14 +129,20 @@ def empty_scores() -> dict[str, float]:
     return {name: float("nan") for name in METRICS}
 
 
-def implied_volatility(frame: pd.DataFrame, dists: dict[str, Distribution], realized: pd.Series,
+def one_day_sd(frame: pd.DataFrame, dists: dict[str, Distribution]) -> dict[str, pd.Series]:
+    """Each distribution model's one-day-ahead standard deviation, by date."""
+    step1 = first_step(frame)
+    return {m: pd.Series(d.sd[:, 0], index=step1.loc[step1["model"] == m, "date"].to_numpy())
+            for m, d in dists.items()}
+
+
+def implied_volatility(sds: dict[str, pd.Series], realized: pd.Series,
                        volatility_forecasts: dict[str, pd.Series]) -> pd.DataFrame:
     """Do the distribution forecasts and the volatility target agree? Each distribution model's standard
-    deviation and each volatility-target model's forecast, against the realized volatility proxy of the
-    same days: the mean level and the correlation (scale-free: the proxy, a high-low range, misses the
-    overnight move, so its level sits below the return's standard deviation)."""
-    series = {f"{m} (distribution sd)": pd.Series(d.sd[:, 0], index=first_step(frame).query("model == @m")["date"].to_numpy())
-              for m, d in dists.items()}
+    deviation (``one_day_sd``) and each volatility-target model's forecast, against the realized volatility
+    proxy of the same days: the mean level and the correlation (scale-free: the proxy, a high-low range,
+    misses the overnight move, so its level sits below the return's standard deviation)."""
+    series = {f"{m} (distribution sd)": s for m, s in sds.items()}
     series |= {f"{m} (volatility target)": s for m, s in volatility_forecasts.items()}
     rows = [{"model": "realized proxy", "mean_vol": float(realized.mean()), "corr_realized": 1.0}]
     for name, s in series.items():

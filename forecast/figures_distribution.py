@@ -12,12 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .distributions import Distribution
-from .evaluation import first_step
+from .distribution_eval import VAR_LEVEL
 from .report import pyplot, save_figure
 
 BAND_LEVELS = [0.01, 0.05, 0.5, 0.95, 0.99]
-EXPECTED = 0.01      # share of days below the 1% VaR of a calibrated forecast
 
 
 def plot_fan_chart(bands: pd.DataFrame, path: Path, title: str, last_days: int = 250) -> Path:
@@ -61,8 +59,8 @@ def plot_var_hits(bands: pd.DataFrame, path: Path, title: str) -> Path:
                          label=f"{model}: {hit.sum()} hits ({100 * hit.mean():.1f}%)")
         bottom.scatter(rows["date"][hit], np.full(hit.sum(), i), marker="|", s=120, color=line.get_color())
     days = sorted(bands["date"].unique())
-    top.plot(days, EXPECTED * np.arange(1, len(days) + 1), color="k", ls="--", lw=1,
-             label=f"expected: {100 * EXPECTED:g}% of days")
+    top.plot(days, VAR_LEVEL * np.arange(1, len(days) + 1), color="k", ls="--", lw=1,   # a calibrated forecast
+             label=f"expected: {100 * VAR_LEVEL:g}% of days")
     top.set_ylabel("cumulative 1% VaR hits")
     top.legend(loc="upper left", fontsize=8)
     top.set_title(title)
@@ -75,16 +73,15 @@ def plot_var_hits(bands: pd.DataFrame, path: Path, title: str) -> Path:
     return save_figure(fig, path)
 
 
-def plot_implied_volatility(frame: pd.DataFrame, dists: dict[str, Distribution], realized: pd.Series,
-                            reference: dict[str, pd.Series], path: Path, title: str, last_days: int = 250) -> Path:
-    """Each distribution's standard deviation, the volatility target's forecasts and the realized proxy."""
+def plot_implied_volatility(sds: dict[str, pd.Series], realized: pd.Series, reference: dict[str, pd.Series],
+                            path: Path, title: str, last_days: int = 250) -> Path:
+    """Each distribution's one-day standard deviation (``sds``, by date), the volatility target's forecasts and
+    the realized proxy, on the distributions' days."""
     plt = pyplot()
-    step1 = first_step(frame)
-    days = sorted(step1["date"].unique())[-last_days:]
+    days = sorted(set().union(*(sd.index for sd in sds.values())))[-last_days:]
     fig, ax = plt.subplots(figsize=(11, 4.5))
     ax.plot(days, 100 * realized.reindex(days).to_numpy(), color="0.65", lw=0.8, label="realized proxy")
-    for model, dist in dists.items():
-        sd = pd.Series(dist.sd[:, 0], index=step1.loc[step1["model"] == model, "date"].to_numpy())
+    for model, sd in sds.items():
         ax.plot(days, 100 * sd.reindex(days).to_numpy(), lw=1.1, label=f"{model} (distribution sd)")
     for model, forecast in reference.items():
         ax.plot(days, 100 * forecast.reindex(days).to_numpy(), color="k", ls="--", lw=1.1,

@@ -78,6 +78,25 @@ def test_coverage_verdict_needs_both_tests():
     assert coverage_verdict(0.3, float("nan")) == "untestable (too few hits)"
 
 
+
+def test_scores_have_the_names_of_empty_scores_and_a_lone_model_is_its_own_confidence_set():
+    from forecast.distribution_eval import empty_scores, numeric, score_distributions
+
+    n, rng = 80, np.random.default_rng(0)
+    days, y = pd.bdate_range("2020-01-01", periods=n), rng.normal(0, 0.01, n)
+    frame = pd.concat([pd.DataFrame({"date": days, "model": m, "y_true": y}) for m in ("riskmetrics", "t")])
+    dists = {"riskmetrics": Distribution("normal", np.zeros(n), np.full(n, 0.01)),
+             "t": Distribution("student-t", np.zeros(n), np.full(n, 0.012), np.full(n, 5.0))}
+    values = numeric(score_distributions(frame, dists, [0.05, 0.5, 0.95]))
+    for model in dists:
+        assert set(values[model]) == set(METRICS) == set(empty_scores()), model
+    assert values["t"]["crps"] == pytest.approx(np.mean(dists["t"].crps(y)))
+    assert values["t"]["coverage_90"] == np.mean((y >= dists["t"].quantiles([0.05])[:, 0])
+                                                 & (y <= dists["t"].quantiles([0.95])[:, 0]))
+    assert values["t"]["var05_hits"] == np.mean(y < dists["t"].quantiles([0.05])[:, 0])
+    alone = numeric(score_distributions(frame[frame["model"] == "t"], {"t": dists["t"]}, [0.5]))["t"]
+    assert alone["crps_in_mcs"] is True and alone["crps_mcs_pvalue"] == 1.0 and math.isnan(alone["crps_dm_pvalue"])
+
 # ---------------------------------------------------------------- the network's head
 
 

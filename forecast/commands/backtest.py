@@ -92,7 +92,7 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
         board = leaderboard(metrics, trading, spa)
         seconds = pd.DataFrame([(r.model, r.seconds) for r in results], columns=["model", "s"]).groupby("model")["s"].sum()
         board["fit_seconds"] = board["model"].map(seconds)
-        section = (distribution_section(record, frame, by_key, entries, folds, history, series, cfg, echo)
+        section = (distribution_section(record, frame, by_key, entries, folds, history, series, cfg)
                    if distributional else None)
         overall_metrics = section.overall(metrics) if section else metrics
 

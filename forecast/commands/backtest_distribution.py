@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..distribution_eval import (BENCHMARK, distribution_table, empty_scores, implied_volatility, numeric,
-                                 score_distributions)
+                                 one_day_sd, score_distributions)
 from ..distributions import Distribution
+from ..evaluation import first_step
 from ..figures_distribution import BAND_LEVELS, plot_fan_chart, plot_implied_volatility, plot_var_hits
 from ..models import ModelEntry, get_entry
 from ..report import text_table
@@ -60,7 +61,7 @@ class DistributionSection:
 
 
 def distribution_section(record: RunRecord, frame: pd.DataFrame, by_key: dict, entries: list[ModelEntry],
-                         folds: list, history, series, cfg, echo: Echo) -> DistributionSection:
+                         folds: list, history, series, cfg) -> DistributionSection:
     fold_numbers = [f.number for f in folds]
     dists = {e.name: Distribution.concat([by_key[e.name, f].distribution for f in fold_numbers])
              for e in entries if by_key[e.name, fold_numbers[0]].distribution is not None}
@@ -81,12 +82,13 @@ def distribution_section(record: RunRecord, frame: pd.DataFrame, by_key: dict, e
     days = pd.DatetimeIndex(sorted(frame["date"].unique()))
     realized = realized.reindex(days)
     reference = _volatility_reference(history, folds, cfg)
-    vol = implied_volatility(frame, dists, realized, reference)
+    sds = one_day_sd(frame, dists)
+    vol = implied_volatility(sds, realized, reference)
     section.tables.append(("Implied volatility against the volatility target (daily standard deviation)", vol))
     section.figures.append(("Implied volatility of the distributions, the volatility target's HAR forecast and the "
                             "realized volatility proxy, last year",
-                            record.figure("implied_volatility.png", plot_implied_volatility, frame, dists, realized,
-                                          reference, title=f"{name}: daily volatility")))
+                            record.figure("implied_volatility.png", plot_implied_volatility, sds, realized, reference,
+                                          title=f"{name}: daily volatility")))
     section.intro.append(
         f"Distributions (one-day-ahead): CRPS (lower is better) from each model's full distribution; coverage_90: "
         f"share of days inside the 5%-95% interval (0.90 if calibrated); var01_hits: share of days below the 1% "
@@ -105,7 +107,7 @@ def _bands(frame: pd.DataFrame, dists: dict[str, Distribution]) -> pd.DataFrame:
     """``model, date, y_true`` and the quantiles of ``BAND_LEVELS`` of each distribution model's one-day forecasts,
     from its full distribution (whatever ``--quantiles`` wrote)."""
     parts = []
-    step1 = frame[frame["step"] == 1] if "step" in frame else frame
+    step1 = first_step(frame)
     for model, dist in dists.items():
         rows = step1[step1["model"] == model]
         q = dist.quantiles(BAND_LEVELS, step=1)
