@@ -59,10 +59,6 @@ class Distribution:
     def __len__(self) -> int:
         return len(self.mean)
 
-    @property
-    def horizon(self) -> int:
-        return self.mean.shape[1]
-
     @staticmethod
     def concat(parts: list["Distribution"]) -> "Distribution":
         """The forecasts of several stretches of days (folds), one after the other."""

@@ -67,13 +67,12 @@ def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
                                      on_epoch=record.epoch_logger(per_seed=len(cfg.train.seed_list) > 1))
         forecaster.fit(series, split)
         seconds = time.perf_counter() - started
-        dists = {entry.name: forecaster.predict_distribution(series, split.test)}
-        forecasts = {entry.name: dists[entry.name].mean if dists[entry.name] else forecaster.predict(series, split.test)}
+        forecasts, dists = {}, {}
+        forecasts[entry.name], dists[entry.name] = forecast_test(forecaster, series, split.test)
         references = [NAIVE] + ([BENCHMARK] if dists[entry.name] is not None else [])
         for name in (r for r in references if r != entry.name):   # naive, and riskmetrics for a distribution
             reference = make_forecaster(get_entry(name), cfg.network, cfg.train, ctx).fit(series, split)
-            forecasts[name], dists[name] = reference.predict(series, split.test), reference.predict_distribution(
-                series, split.test)
+            forecasts[name], dists[name] = forecast_test(reference, series, split.test)
         dists = {m: dist for m, dist in dists.items() if dist is not None}
         frame = prediction_frame(series, split.test, forecasts, d.horizon, 0, dists, cfg.quantiles if dists else None)
         metrics = score(frame, d.target, d.horizon)
@@ -108,6 +107,13 @@ def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
                  f"Christoffersen p >= 0.05):")
             echo(text_table([{"model": m, **vals} for m, vals in verdicts.items()], DISTRIBUTION_COLUMNS))
     return FitResult(metrics, frame, record.out, record.run_id, forecaster.history_, forecaster)
+
+
+def forecast_test(forecaster, series, origins):
+    """A fitted forecaster's point forecasts ``[N, H]`` and its distribution (None for a point model): the
+    distribution's mean when it has one, so that its forecasts are computed once."""
+    dist = forecaster.predict_distribution(series, origins)
+    return (forecaster.predict(series, origins) if dist is None else dist.mean), dist
 
 
 def epochs_trained(forecaster) -> str:

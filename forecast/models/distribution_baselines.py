@@ -7,8 +7,8 @@
   normal or Student t (the family of ``--distribution``).
 
 They speak scikit-learn as far as the data allows: ``__init__`` stores parameters, fitted state
-ends in ``_``, ``predict`` before ``fit`` raises ``NotFittedError``. They see whole series rather
-than windows, because their memory is longer than a network's lookback (250 days for
+ends in ``_``, ``predict_distribution`` before ``fit`` raises ``NotFittedError``. They see whole
+series rather than windows, because their memory is longer than a network's lookback (250 days for
 ``hist``, the whole past for an EWMA or GARCH filter): ``fit(returns, proxy)`` takes the
 training stretch; ``predict_distribution(returns, proxy, origins)`` takes the series up to the
 last origin (the caller cuts it there) and forecasts day ``t+1 .. t+H`` of each origin ``t`` from
@@ -32,14 +32,8 @@ PERCENT = 100.0   # arch's optimiser prefers returns in percent
 
 
 class _DistributionBaseline(BaseEstimator):
-    family = "normal"
-
     def __init__(self, horizon: int = 1):
         self.horizon = horizon
-
-    def predict(self, returns: np.ndarray, proxy: np.ndarray | None, origins: np.ndarray) -> np.ndarray:
-        """Point forecasts ``[N, H]``: the distributions' means."""
-        return self.predict_distribution(returns, proxy, origins).mean
 
     def _flat(self, values: np.ndarray) -> np.ndarray:
         """``[N] -> [N, H]``: the same value for every step."""
@@ -75,8 +69,6 @@ class GarchT(_DistributionBaseline):
     """GARCH(1,1), constant mean, Student-t innovations (``arch``): ``e_t = r_t - mu``,
     ``s2_(t+1) = omega + alpha e_t^2 + beta s2_t``; steps ahead revert to the unconditional variance."""
 
-    family = "student-t"
-
     def fit(self, returns: np.ndarray, proxy: np.ndarray | None = None) -> "GarchT":
         from arch import arch_model
 
@@ -106,8 +98,6 @@ class GarchT(_DistributionBaseline):
 
 class HistoricalSimulation(_DistributionBaseline):
     """The empirical distribution of the last ``window`` returns (250: about a year), for every step."""
-
-    family = "empirical"
 
     def __init__(self, horizon: int = 1, window: int = 250):
         super().__init__(horizon)
