@@ -139,7 +139,7 @@ def build_parser() -> Parser:
         child = where.add_parser(tail or head, help=command.help, description=command.description)
         if command.settings is not None:
             _add_settings(child, command)
-        child.set_defaults(command_name=name)
+        child.set_defaults(command_name=name, command_parser=child)
     return parser
 
 
@@ -157,10 +157,15 @@ def configure_output() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")      # offline-first: no calls home unless asked
     # Lightning adds its own INFO handler unless the root logger has one: give it ours, at WARNING.
+    # One of ours at a time, on the current stderr, however often main() runs in a process.
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "forecast"]:
+        root.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name("forecast")
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
+    root.addHandler(handler)
     for message in (r".*does not have many workers.*",          # batches come from tensors in memory, not workers
                     r".*LeafSpec.*", r".*isinstance\(treespec, LeafSpec\).*",   # Lightning vs torch's pytree
                     r".*number of training batches .* is smaller than the logging interval.*"):
@@ -187,10 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     name = getattr(args, "command_name", None)
     if extra:  # let the subcommand's parser report it, so the hint names its own flags
-        chosen = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None), parser)
-        if getattr(args, "what", None):
-            chosen = chosen._subparsers._group_actions[0].choices[args.what]
-        chosen.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if name is None:
         parser.print_help()
         return 0
@@ -201,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         if command.settings is None:
             list_models()
             return 0
-        values = {k: v for k, v in vars(args).items() if k not in ("command", "command_name", "what", "config",
-                                                                     "print_config")}
+        values = {k: v for k, v in vars(args).items() if k not in ("command", "command_name", "command_parser", "what",
+                                                                     "config", "print_config")}
         settings = resolve(command.settings, getattr(args, "config", None), values)
         if getattr(args, "print_config", False):
             print(to_yaml(settings), end="")

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from .data.tickers import check_ticker
 from .errors import ForecastError
 from .models import get_entry, parse_models
-from .settings_io import option, require  # noqa: F401  (re-exported: the helpers of every settings class)
+from .settings_io import flag_name, option, require
 
 Target = Literal["return", "volatility"]
 Feature = Literal["returns", "range", "volume"]
@@ -409,8 +409,8 @@ class SweepConfig:
         defaults = {"data": DataConfig(), "network": NetworkConfig(), "train": TrainConfig()}
         for key, (section, name) in SEARCHED.items():
             if getattr(getattr(self, section), name) != getattr(defaults[section], name):
-                raise ForecastError(f"--{name.replace('_', '-')} is what the sweep searches; set its range with "
-                                    f"--{key.replace('_', '-')} instead")
+                raise ForecastError(f"{flag_name(name)} is what the sweep searches; set its range with "
+                                    f"{flag_name(key)} instead")
         for family in SPACE_FAMILIES:
             self.space_for(family)
 
@@ -430,5 +430,5 @@ def check_date(name: str, value: Any) -> str:
     try:
         return datetime.date.fromisoformat(str(value)).isoformat()
     except ValueError:
-        raise ForecastError(f"--{name.replace('_', '-')} must be a date YYYY-MM-DD, got {value!r}") from None
+        raise ForecastError(f"{flag_name(name)} must be a date YYYY-MM-DD, got {value!r}") from None
 

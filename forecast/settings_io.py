@@ -198,7 +198,8 @@ def resolve(cls: type, yaml_path: str | Path | None, flags: dict[str, Any]) -> A
     """defaults < YAML file < flags. ``flags`` maps field name -> value given on the command line."""
     values = load_yaml(yaml_path) if yaml_path else {}
     where = f"config file {str(yaml_path)!r}" if yaml_path else "config"
-    build(cls, values, where)  # the file's own keys first, so that errors name the file
+    if values:
+        build(cls, values, where)  # the file's own keys first, so that errors name the file
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
     section_of = owners(cls)
     for name, value in flags.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,13 @@ def test_bad_input_is_one_line_without_traceback(args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_each_warning_is_printed_once_however_often_main_runs(capsys):
+    assert main(["models"]) == 0 and main(["models"]) == 0
+    capsys.readouterr()
+    logging.getLogger("forecast.test").warning("a library warning")
+    assert capsys.readouterr().err.count("a library warning") == 1
 
 
 def test_fit_end_to_end_tracks_and_predicts(isolated, capsys):
