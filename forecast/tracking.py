@@ -19,8 +19,8 @@ from .errors import ForecastError
 
 TAG_KIND = "forecast.kind"          # "fit", "backtest", "backtest-model", "bench", "diagnose"
 TAG_SOURCE = "forecast.source"      # ticker / CSV stem / synthetic name
-NETWORK_DIR = "network"
-EXPERIMENT_KIND = "mlflow.experimentKind"             # the run's artifact folder holding weights.pt and network.json
+NETWORK_DIR = "network"             # the run's artifact folder holding weights.pt and network.json
+EXPERIMENT_KIND = "mlflow.experimentKind"
 _opened: set[str] = set()
 
 
@@ -55,15 +55,6 @@ def experiment_name(source_name: str, explicit: str | None = None) -> str:
 def _finite(metrics: dict[str, Any]) -> dict[str, float]:
     """MLflow rejects NaN in some stores and charts; leave undefined metrics out."""
     return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(float(v))}
-
-
-def log_history(history: list[dict[str, float]], prefix: str = "") -> None:
-    """Per-epoch losses as metric curves (step = epoch)."""
-    mlflow = _mlflow()
-    for row in history:
-        values = {f"{prefix}{k}": v for k, v in row.items() if k not in ("epoch", "seed")}
-        if values:
-            mlflow.log_metrics(_finite(values), step=int(row["epoch"]))
 
 
 def log_model(network, input_example: np.ndarray, lookback: int, features: list[str], target: str) -> None:
@@ -147,36 +138,40 @@ def find_runs(experiment: str | None = None, kind: str | None = None, source: st
     if not store.store_exists():
         return pd.DataFrame()
     open_store()
-    mlflow = _mlflow()
+    runs = _search_finished(experiment, kind, max_results if source is None else 50_000)
+    if source is not None and not runs.empty:
+        runs = runs[runs[f"tags.{TAG_SOURCE}"].str.lower() == source.lower()].head(max_results)
+    return runs
+
+
+def _search_finished(experiment: str | None, kind: str | None, max_results: int, output_format: str = "pandas"):
+    """Finished runs of an open store, newest first: a pandas frame, or a list of runs."""
     names = [experiment] if experiment else None
     filters = ["attributes.status = 'FINISHED'"]
     if kind:
         if not kind.replace("-", "").isalpha():
             raise ValueError(f"kind must be a plain word, got {kind!r}")
         filters.append(f"tags.`{TAG_KIND}` = '{kind}'")
-    runs = mlflow.search_runs(experiment_names=names, search_all_experiments=names is None,
-                              filter_string=" and ".join(filters), order_by=["attributes.start_time DESC"],
-                              max_results=max_results if source is None else 50_000)
-    if source is not None and not runs.empty:
-        runs = runs[runs[f"tags.{TAG_SOURCE}"].str.lower() == source.lower()].head(max_results)
-    return runs
+    return _mlflow().search_runs(experiment_names=names, search_all_experiments=names is None,
+                                 filter_string=" and ".join(filters), order_by=["attributes.start_time DESC"],
+                                 max_results=max_results, output_format=output_format)
 
 
 def latest_fit_run(source: str, run_id: str | None = None):
     """The run to predict with: ``run_id`` if given, else the newest finished fit of ``source``."""
     if not store.store_exists():
         raise ForecastError(f"no tracking store at {store.tracking_uri()}: run `forecast fit` first (from this folder)")
-    mlflow = _mlflow()
     open_store()
     if run_id:
         try:
-            return mlflow.get_run(run_id)
+            return _mlflow().get_run(run_id)
         except Exception:
             raise ForecastError(f"--run-id {run_id!r} not found in the tracking store {tracking_uri()}") from None
-    runs = find_runs(kind="fit", source=source, max_results=1)
-    if runs.empty:
+    runs = _search_finished(None, "fit", 50_000, output_format="list")
+    found = next((r for r in runs if r.data.tags.get(TAG_SOURCE, "").lower() == source.lower()), None)
+    if found is None:
         raise ForecastError(f"no finished fit of {source!r} in {tracking_uri()}; run `forecast fit --ticker {source}` first")
-    return mlflow.get_run(runs.iloc[0]["run_id"])
+    return found
 
 
 def load_network(run_id: str, allowed_cells: tuple[str, ...] = (), allow_pickle: bool = False):

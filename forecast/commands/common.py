@@ -212,10 +212,6 @@ class RunRecord:
 
     # -------------------------------------------------------------- files
 
-    def path(self, name: str) -> Path:
-        """Where a file of this run goes; write it via ``commit`` (or the helpers below)."""
-        return self.out / name
-
     def commit(self, name: str, write: Callable[[Path], Any]) -> Path:
         """Write ``name`` under a temporary name, then rename: a file is either complete or absent."""
         final = self.out / name

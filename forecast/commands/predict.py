@@ -7,7 +7,7 @@ probability, in percent and in index points.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -77,15 +77,15 @@ def predict(cfg: PredictConfig, echo: Echo = print) -> Prediction:
     """Forecast the next trading day after the latest data with a logged model."""
     import torch
 
-    source = DataConfig(ticker=cfg.ticker, csv=cfg.csv, offline=cfg.offline, cache_dir=cfg.cache_dir).source_name
-    fit_run = tracking.latest_fit_run(source, cfg.run_id)
+    data = DataConfig(ticker=cfg.ticker, csv=cfg.csv, date_format=cfg.date_format, offline=cfg.offline,
+                      cache_dir=cfg.cache_dir)
+    fit_run = tracking.latest_fit_run(data.source_name, cfg.run_id)
     p = fit_run.data.params
     try:
         lookback, target, features = int(p["data.lookback"]), p["data.target"], p["data.features"]
     except KeyError:
         raise ForecastError(f"run {fit_run.info.run_id} is not a `forecast fit` run (no data params)") from None
-    data = DataConfig(ticker=cfg.ticker, csv=cfg.csv, date_format=cfg.date_format, offline=cfg.offline,
-                      cache_dir=cfg.cache_dir, lookback=lookback, target=target, features=features.split(","))
+    data = replace(data, lookback=lookback, target=target, features=features.split(","))
     network = tracking.load_network(fit_run.info.run_id, (cfg.model,) if cfg.model else (), cfg.allow_pickle)
     history, series = load_data(data, echo)
     if len(series) < lookback:
