@@ -18,7 +18,7 @@ import pandas as pd
 from ..config import BenchConfig, DataConfig, DiagnoseConfig
 from ..data.synthetic import simulate
 from ..data.windows import build_series, make_targets, time_split
-from ..errors import ForecastError
+from ..metrics import rmse
 from ..models import parse_models
 from ..report import plot_bench, plot_gradient_flow, text_table
 from .common import Echo, RunRecord, load_data, unique_models
@@ -48,9 +48,7 @@ def gradients(cfg: DiagnoseConfig, echo: Echo = print) -> pd.DataFrame:
     from ..forecasters import FitContext, NetworkForecaster
 
     d = cfg.data
-    entries = parse_models(unique_models(cfg.diagnose.models, echo))
-    if any(e.kind != "network" for e in entries):
-        raise ForecastError("--models: gradient flow needs recurrent models, not baselines")
+    entries = parse_models(unique_models(cfg.diagnose.models, echo))   # networks only: DiagnoseConfig checked
     history, series = load_data(d, echo)
     split = time_split(len(series), d.lookback, d.horizon, d.val_fraction, d.test_fraction)
     dm = WindowDataModule(series, d.lookback, d.horizon, split=split)
@@ -101,7 +99,7 @@ def bench(cfg: BenchConfig, echo: Echo = print) -> pd.DataFrame:
     b = cfg.bench
     entries = parse_models(unique_models(b.models, echo), "return")
     lookback = b.window
-    data = DataConfig(lookback=lookback, synthetic_length=b.synthetic_length, synthetic_noise=b.synthetic_noise)
+    val_fraction, test_fraction = DataConfig.val_fraction, DataConfig.test_fraction   # the fields' defaults
     cases, seeds = bench_cases(cfg), cfg.train.seed_list
     echo(f"bench: {len(cases)} series x {len(seeds)} seed(s) x {len(entries)} models, lookback {lookback}, "
          f"{b.synthetic_length} days each")
@@ -110,19 +108,19 @@ def bench(cfg: BenchConfig, echo: Echo = print) -> pd.DataFrame:
         rows = []
         for kind, lag in cases:
             for seed in seeds:
+                train = replace(cfg.train, seed=seed, seeds=[])
                 history = simulate(kind, b.synthetic_length, b.synthetic_noise, seed, lag or 40)
                 series = build_series(history, "return", ["returns"])
-                split = time_split(len(series), lookback, 1, data.val_fraction, data.test_fraction)
+                split = time_split(len(series), lookback, 1, val_fraction, test_fraction)
                 y = make_targets(series.target, split.test, 1)[:, 0]
                 ctx = FitContext(series.feature_names, "return", lookback, 1)
                 rows.append({"series": kind, "lag": lag, "model": ZERO, "seed": seed,
-                             "rmse_over_opt": float(np.sqrt(np.mean(y ** 2))) / b.synthetic_noise})
+                             "rmse_over_opt": rmse(y, 0) / b.synthetic_noise})
                 for entry in entries:
                     start = time.perf_counter()
-                    train = replace(cfg.train, seed=seed, seeds=[])
                     model = make_forecaster(entry, cfg.network, train, ctx, progress=False).fit(series, split)
                     p = model.predict(series, split.test)[:, 0]
-                    ratio = float(np.sqrt(np.mean((p - y) ** 2))) / b.synthetic_noise
+                    ratio = rmse(y, p) / b.synthetic_noise
                     rows.append({"series": kind, "lag": lag, "model": entry.name, "seed": seed, "rmse_over_opt": ratio})
                     where = f"{kind}{f' lag {lag}' if lag else ''} seed {seed}"
                     echo(f"  {where:<22} {entry.name:<14} RMSE / optimum {ratio:.3f}  "

@@ -20,9 +20,9 @@ ISO_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:$|[T ])")
 SLASHED = re.compile(r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{2}|\d{4})$")
 
 
-def _first_bad(strings: pd.Series, parsed: pd.Series) -> int:
-    """Position of the first row that did not parse."""
-    return int(np.flatnonzero(parsed.isna().to_numpy())[0])
+def _first(mask: pd.Series) -> int:
+    """Position of the first true row (e.g. the first date that did not parse)."""
+    return int(np.flatnonzero(mask.to_numpy())[0])
 
 
 def _cell(value: str) -> str:
@@ -35,13 +35,13 @@ def parse_dates(values: pd.Series, label: str, date_format: str | None = None) -
         dates = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
         return dates.dt.normalize()
     if values.isna().any():
-        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        row = _first(values.isna())
         raise ForecastError(f"{label}: the date on data row {row + 1} is empty; every row needs a date")
     strings = values.astype(str).str.strip()
     if date_format:
         parsed = pd.to_datetime(strings, format=date_format, errors="coerce")
         if parsed.isna().any():
-            row = _first_bad(strings, parsed)
+            row = _first(parsed.isna())
             raise ForecastError(f"{label}: date {_cell(strings.iloc[row])} on data row {row + 1} does not match "
                                 f"--date-format {date_format}")
         return parsed.dt.normalize()
@@ -49,7 +49,7 @@ def parse_dates(values: pd.Series, label: str, date_format: str | None = None) -
     if iso.all():
         parsed = pd.to_datetime(strings.str[:10], format="%Y-%m-%d", errors="coerce")
         if parsed.isna().any():
-            row = _first_bad(strings, parsed)
+            row = _first(parsed.isna())
             raise ForecastError(f"{label}: date {_cell(strings.iloc[row])} on data row {row + 1} is not a real date")
         return parsed
     slashed = strings.str.extract(SLASHED)
@@ -60,7 +60,7 @@ def parse_dates(values: pd.Series, label: str, date_format: str | None = None) -
     parsed = pd.to_datetime(strings, format="mixed", errors="coerce")
     bad = parsed.isna() | ambiguous
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        row = _first(bad)
         raise ForecastError(f"{label}: date {_cell(strings.iloc[row])} on data row {row + 1} is not a date the "
                             f"toolkit reads without guessing; use YYYY-MM-DD or give --date-format (e.g. %d/%m/%Y)")
     return parsed.dt.normalize()
@@ -76,13 +76,13 @@ def _slashed(strings: pd.Series, parts: pd.DataFrame, label: str) -> pd.Series:
         raise ForecastError(f"{label}: dates are written both day-first and month-first (e.g. {_cell(strings.iloc[row])} "
                             f"on data row {row + 1}); write them one way, ideally YYYY-MM-DD")
     if not day_first and not month_first and (a != b).any():
-        row = int(np.flatnonzero((a != b).to_numpy())[0])
+        row = _first(a != b)
         raise ForecastError(f"{label}: dates such as {_cell(strings.iloc[row])} read as day-first or month-first; "
                             f"say which with --date-format %d{sep}%m{sep}{year} or --date-format %m{sep}%d{sep}{year}")
     fmt = f"%d{sep}%m{sep}{year}" if day_first or not month_first else f"%m{sep}%d{sep}{year}"
     parsed = pd.to_datetime(strings, format=fmt, errors="coerce")
     if parsed.isna().any():
-        row = _first_bad(strings, parsed)
+        row = _first(parsed.isna())
         raise ForecastError(f"{label}: date {_cell(strings.iloc[row])} on data row {row + 1} is not a real date "
                             f"(read as {fmt})")
     return parsed

@@ -152,12 +152,10 @@ def load_csv(path: str | Path, date_format: str | None = None) -> PriceHistory:
 
 
 def _has_header(path: Path) -> bool:
-    """Whether the file has any text at all (``read_csv`` of an empty file says only 'no columns')."""
-    try:
-        with path.open("rb") as handle:
-            return bool(handle.read(1))
-    except PermissionError:
-        raise
+    """Whether the file has any text at all (``read_csv`` of an empty file says only 'no columns').
+    ``read_csv`` opens the file again by its path: from the path it knows a compressed CSV (.gz, .zip)."""
+    with path.open("rb") as handle:
+        return bool(handle.read(1))
 
 
 # ---------------------------------------------------------------- validation
