@@ -17,7 +17,7 @@ Every score comes from a model's full forecast distribution (``Distribution``), 
 ``METRICS`` names them all (with ``var05_hits``, ``crps_dm_stat``, ``crps_diff`` and ``crps_mcs_pvalue``): a
 point model has the same names, empty (``empty_scores``).
 
-A hyperparameter search over distribution networks minimises ``forecasters.validation_nll``.
+A sweep over distribution networks minimises the mean NLL of its validation folds' forecasts.
 """
 
 from __future__ import annotations

@@ -100,6 +100,7 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
         overall = pd.DataFrame([{"model": m, "fold": "all", **{k: v for k, v in vals.items() if not isinstance(v, dict)}}
                                 for m, vals in overall_metrics.items()])
         record.csv("metrics.csv", pd.concat([overall, per_fold.astype({"fold": str})], ignore_index=True))
+        summary = section.summary() if section else None
         record.json("metrics.json", tracking.clean({
             "overall": overall_metrics,
             "per_fold": {str(f): {r["model"]: {k: v for k, v in r.items() if k not in ("model", "fold")}
@@ -107,7 +108,7 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
             "trading": trading,
             "spa": spa,
             "verdicts": dict(zip(board["model"], board["verdict"])),
-            **({"distribution": section.summary()} if section else {}),
+            **({"distribution": summary} if summary else {}),
         }))
         record.config(cfg)
         figures = _figures(record, frame, per_fold, curves, d, b)
@@ -140,7 +141,7 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
                                                            tables, figures))
         if record.run_id:
             _track_models(record, tags, overall_metrics, per_fold, trading, board,
-                          section.summary()["coverage_verdicts"] if section else {})
+                          summary["coverage_verdicts"] if summary else {})
         echo(f"\nleaderboard ({len(frame[frame['model'] == NAIVE])} forecast days, sorted by R2 vs naive):")
         cols = ["rmse", "mae", "r2_oos", "dir_acc", "always_up_hit_rate", "pt_pvalue", "dm_pvalue", "mcs_pvalue"]
         cols += ["qlike"] if d.target == "volatility" else (["sharpe_long_flat"] if trading else [])
