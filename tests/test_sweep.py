@@ -217,3 +217,23 @@ def test_a_trial_run_its_worker_never_named_is_closed_by_its_tags(isolated):
     assert client.get_run(mine).info.status == "FAILED"
     assert client.get_run(mine).data.tags["forecast.ended_by"] == "no heartbeat"
     assert client.get_run(other).info.status == "RUNNING"
+
+
+def test_the_series_the_sweep_sees_ends_before_the_test_period():
+    """Every per-day field is cut at --test-start: none keeps test-period days (the volatility proxy
+    once kept all of them)."""
+    from dataclasses import fields
+
+    import numpy as np
+
+    from forecast.data.synthetic import simulate
+    from forecast.data.windows import build_series
+    from forecast.sweep.validation import before
+
+    series = build_series(simulate("garch", 3000), "volatility")
+    seen = before(series, f"{series.dates[500]:%Y-%m-%d}")
+    assert len(seen) == 500 and seen.proxy is not None and len(seen.proxy) == 500
+    for f in fields(seen):
+        value = getattr(seen, f.name)
+        if isinstance(value, (np.ndarray, pd.Index)):
+            assert len(value) <= len(seen.dates), f.name

@@ -17,7 +17,7 @@ log-likelihood per forecast day instead, on the same out-of-sample fold days.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -43,10 +43,25 @@ def default_test_start(series: Series) -> str:
 
 
 def before(series: Series, day: str) -> Series:
-    """The series up to the day before ``day``: what the sweep may see."""
+    """The series up to the day before ``day``: what the sweep may see. Every per-day field (an array as
+    long as the dates) is cut, not a list of them: a field a list missed would carry test days along."""
     n = int(np.searchsorted(series.dates, pd.Timestamp(day)))
-    return replace(series, dates=series.dates[:n], features=series.features[:n], target=series.target[:n],
-                   price=series.price[:n], returns=series.returns[:n])
+    cut = {}
+    for f in fields(series):
+        value = getattr(series, f.name)
+        if isinstance(value, (np.ndarray, pd.Index)) and value.ndim and len(value) == len(series):
+            cut[f.name] = value[:n]
+    return replace(series, **cut)
+
+
+def longest_lookback(spaces: dict[str, SearchSpace]) -> int:
+    """The longest lookback any model may draw: the folds are made with it."""
+    return max(max(space.lookbacks) for space in spaces.values())
+
+
+def r2_vs_naive(loss: float, distribution: str | None) -> dict[str, float]:
+    """A point forecast's loss as R2 against the naive forecast; nothing for a distribution's NLL."""
+    return {} if distribution else {"val_r2_vs_naive": 1 - loss}
 
 
 def validation_folds(series: Series, test_start: str, val_folds: int, fold_days: int, lookback: int, horizon: int,
@@ -91,7 +106,7 @@ class Evaluation:
 
     @property
     def lookback(self) -> int:
-        return max(max(space.lookbacks) for space in self.spaces.values())
+        return longest_lookback(self.spaces)
 
     def _sse(self, fold: Fold, forecasts: np.ndarray) -> float:
         y = make_targets(self.series.target, fold.split.test, self.horizon)
@@ -132,7 +147,7 @@ class Objective:
         started, fit_seconds, total, weight = time.perf_counter(), 0.0, 0.0, 0.0
         try:
             for k, fold in enumerate(ev.folds):
-                result = run_unit(Unit(self.entry, (fold,), False, setup), ev.series, setup.network, setup.train,
+                result = run_unit(Unit(self.entry, (fold,), False), ev.series, setup.network, setup.train,
                                   setup.lookback, ev.horizon)[0]
                 fold_total, fold_weight = ev.loss(k, result)
                 if not np.isfinite(fold_total):
@@ -147,7 +162,7 @@ class Objective:
                     raise optuna.TrialPruned(f"pruned after fold {fold.number} (val loss {loss:.4f})")
             value = total / weight
             trial.set_user_attr("fit_seconds", fit_seconds)
-            r2 = {} if ev.network.distribution else {"val_r2_vs_naive": 1 - value}
+            r2 = r2_vs_naive(value, ev.network.distribution)
             self._end(run_id, "FINISHED", "COMPLETE", {"val_loss": value, **r2, "fit_seconds": fit_seconds,
                                                        "trial_seconds": time.perf_counter() - started})
             return value
