@@ -114,13 +114,18 @@ def is_orphaned(tags: dict[str, str]) -> bool:
         return False
 
 
+def close_run(client, run_id: str, status: str, reason: str) -> None:
+    """End a run that its own process will not end, saying why (tag ``forecast.ended_by``)."""
+    client.set_tag(run_id, "forecast.ended_by", reason)
+    client.set_terminated(run_id, status=status)
+
+
 def reap_orphaned_runs(client) -> list[str]:
     """Mark FAILED the RUNNING runs whose process on this host no longer exists; their ids."""
     reaped = []
-    for experiment in client.search_experiments():
-        for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
-            if is_orphaned(run.data.tags):
-                client.set_tag(run.info.run_id, "forecast.ended_by", "reaped: its process no longer exists")
-                client.set_terminated(run.info.run_id, status="FAILED")
-                reaped.append(run.info.run_id)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    for run in client.search_runs(experiments, "attributes.status = 'RUNNING'", max_results=1000):
+        if is_orphaned(run.data.tags):
+            close_run(client, run.info.run_id, "FAILED", "reaped: its process no longer exists")
+            reaped.append(run.info.run_id)
     return reaped

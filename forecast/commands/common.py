@@ -70,10 +70,13 @@ def check_custom_cells(entries, n_features: int, network, lookback: int) -> None
             build_cell(entry.cell, n_features, network.hidden_size, network.num_layers, network.dropout, lookback)
 
 
+def folder_name(*parts: str) -> str:
+    """``parts`` joined by "-", fit for a folder name: no ``^`` (index tickers), no ``/``."""
+    return "-".join(p.replace("^", "").replace("/", "_") for p in parts)
+
+
 def default_out_dir(*parts: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    safe = "-".join(p.replace("^", "").replace("/", "_") for p in parts)
-    return Path("runs") / f"{safe}-{stamp}"
+    return Path("runs") / f"{folder_name(*parts)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def data_tags(history: PriceHistory, series: Series) -> dict[str, str]:

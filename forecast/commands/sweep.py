@@ -30,8 +30,8 @@ from ..models import parse_models
 from ..models.custom import load_cell
 from ..report import text_table
 from ..settings_io import to_flat_dict
-from .common import (MANIFEST, Echo, RunRecord, check_custom_cells, data_tags, guard_out, load_data, make_writable,
-                     unique_models)
+from .common import (MANIFEST, Echo, RunRecord, check_custom_cells, data_tags, folder_name, guard_out, load_data,
+                     make_writable, unique_models)
 
 STORAGE_FILE = "study.db"
 
@@ -46,7 +46,7 @@ class SweepResult:
 
 
 def default_out(study: str) -> Path:
-    return Path("runs") / f"sweep-{study.replace('^', '').replace('/', '_')}"
+    return Path("runs") / folder_name("sweep", study)
 
 
 def check_sweep_out(out: Path, study: str, tracked: bool) -> None:
@@ -78,7 +78,7 @@ class SweepRecord(RunRecord):
     wait: float = 0.0
 
     def prepare(self) -> None:
-        check_sweep_out(self.out, self.study, self.experiment is not None)
+        """What is left once ``sweep`` has checked the folder (before it put the study storage there)."""
         (self.out / MANIFEST).unlink(missing_ok=True)     # being worked on: visibly incomplete until the end
 
     def start_run(self) -> str:
@@ -105,8 +105,9 @@ def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
     check_sweep_out(out, base, cfg.track)
 
     from ..sweep import studies as st
+    from ..sweep.results import data_facts
     from ..sweep.space import family
-    from ..sweep.validation import Evaluation, default_test_start, validation_folds
+    from ..sweep.validation import Evaluation, default_test_start, longest_lookback, validation_folds
 
     url = s.storage or f"sqlite:///{(out / STORAGE_FILE).resolve()}"
     spec = st.StorageSpec(url, s.heartbeat, s.grace_period, s.max_retries, cfg.track)
@@ -116,13 +117,12 @@ def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
     known = {v.user_attrs.get(st.FACT + "test_start") for v in existing.values()} - {None}
     test_start = s.test_start or (sorted(known)[0] if known else default_test_start(series))
     spaces = {e.name: cfg.space_for(family(e)) for e in entries}
-    lookback = max(max(space.lookbacks) for space in spaces.values())
-    seen, folds = validation_folds(series, test_start, s.val_folds, s.fold_days, lookback, d.horizon, d.val_fraction)
+    seen, folds = validation_folds(series, test_start, s.val_folds, s.fold_days, longest_lookback(spaces), d.horizon,
+                                   d.val_fraction)
     check_custom_cells(entries, len(series.feature_names), cfg.network, min(min(sp.lookbacks) for sp in spaces.values()))
-    facts = {"source": d.source_name, "target": d.target, "horizon": str(d.horizon), "features": ",".join(d.features),
-             "test_start": test_start, "val_folds": str(s.val_folds), "fold_days": str(s.fold_days),
-             "recipe": _recipe(cfg)}
-    studies, created = st.open_studies(storage, names, facts)
+    facts = data_facts(d) | {"test_start": test_start, "val_folds": str(s.val_folds), "fold_days": str(s.fold_days),
+                             "recipe": _recipe(cfg)}
+    studies, created = st.open_studies(storage, names, facts, existing)
     dates = seen.target_dates
     echo(f"sweep: {len(entries)} studies in {st.redact(url)} ({', '.join(names.values())}); {s.sampler} sampler, "
          f"{s.trials} finished trials each; validation: {len(folds)} folds from "
@@ -141,7 +141,7 @@ def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
         if record.run_id:
             from ..sweep.trial_runs import TrialRuns
 
-            runs = TrialRuns(tracking._mlflow().get_run(record.run_id).info.experiment_id, record.run_id, d.source_name)
+            runs = TrialRuns(tracking._mlflow().active_run().info.experiment_id, record.run_id, d.source_name)
         sweep_facts = {"study": base, "storage": st.redact(url), "studies": names, "sampler": s.sampler,
                        "trials": s.trials, "parent_run": record.run_id, **facts}
         record.json("sweep.json", sweep_facts)
@@ -149,10 +149,10 @@ def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
         plan = st.WorkPlan(spec, names, entries, s.trials, s.sampler, cfg.train.seed,
                            time.time() + s.timeout if s.timeout else None, evaluation, runs)
         started = time.perf_counter()
-        rows = _run_workers(plan, s.jobs, storage, spec, echo)
+        rows = _run_workers(plan, s.jobs, storage, echo)
         wall = time.perf_counter() - started
         _speed(rows, wall, echo)
-        best, trials = _write_results(record, cfg, storage, names, sweep_facts, echo)
+        best, trials = _write_results(record, cfg, studies, sweep_facts, echo)
     return SweepResult(record.out, record.run_id, best, trials, rows)
 
 
@@ -164,7 +164,7 @@ def _recipe(cfg: SweepConfig) -> str:
             f"distribution={cfg.network.distribution}")
 
 
-def _run_workers(plan, jobs: int, storage, spec, echo: Echo) -> list[dict]:
+def _run_workers(plan, jobs: int, storage, echo: Echo) -> list[dict]:
     """``jobs`` workers (this process for one): each runs trials until the studies are done."""
     from ..sweep import studies as st
     from ..workers import cap_jobs, worker_pool
@@ -197,7 +197,7 @@ def _run_workers(plan, jobs: int, storage, spec, echo: Echo) -> list[dict]:
         stopped = isinstance(err, (KeyboardInterrupt, Interrupted))
         psutil.wait_procs([p for p in map(_process, pids - {os.getpid()}) if p], timeout=5)
         try:
-            released = st.release(storage, list(plan.studies.values()), st.owned_by(pids), spec,
+            released = st.release(storage, list(plan.studies.values()), st.owned_by(pids), plan.storage,
                                   "KILLED" if stopped else "FAILED",
                                   "the sweep was stopped" if stopped else f"the sweep failed: {type(err).__name__}")
         except Exception as trouble:      # the storage went away too: heartbeats will tell the trials dead
@@ -231,21 +231,19 @@ def _speed(rows: list[dict], wall: float, echo: Echo) -> None:
          f"storage, tracking and scoring)")
 
 
-def _write_results(record: SweepRecord, cfg: SweepConfig, storage, names: dict[str, str], facts: dict,
+def _write_results(record: SweepRecord, cfg: SweepConfig, studies: dict, facts: dict,
                    echo: Echo) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    import optuna
-
     from ..sweep import results as rs
     from ..sweep.space import describe, setup_of
     from ..sweep.studies import counts
-    from ..sweep.validation import loss_name
+    from ..sweep.validation import loss_name, r2_vs_naive
 
     distribution = cfg.network.distribution
     loss = loss_name(distribution)
     (record.out / rs.BEST_DIR).mkdir(exist_ok=True)
     rows, trials, best_facts = [], {}, {}
-    for model, name in names.items():
-        study = optuna.load_study(study_name=name, storage=storage)
+    for model, study in studies.items():
+        name = study.study_name
         frame = trials[model] = rs.trials_frame(study)
         n = counts(study)
         record.csv(f"trials_{model}.csv", frame)
@@ -261,12 +259,12 @@ def _write_results(record: SweepRecord, cfg: SweepConfig, storage, names: dict[s
         trial = rs.best_trial(study)
         row = {"model": model, "study": name, "complete": n["complete"], "pruned": n["pruned"], "failed": n["fail"]}
         if trial is not None:
-            settings = rs.best_settings(cfg, trial)
-            record.text(f"{rs.BEST_DIR}/{model}.yaml", rs.best_yaml(settings, model, name, trial, facts["test_start"],
-                                                                     n["finished"], record.out, loss))
-            r2 = {} if distribution else {"val_r2_vs_naive": 1 - trial.value}
-            row |= {"best_trial": trial.number, "val_loss": trial.value, **r2,
-                    "settings": describe(setup_of(trial.params, cfg.network, cfg.train)), **trial.params}
+            setup = setup_of(trial.params, cfg.network, cfg.train)
+            yaml = rs.best_yaml(rs.best_settings(cfg, setup), model, name, trial, facts["test_start"], n["finished"],
+                                record.out, loss)
+            record.text(f"{rs.BEST_DIR}/{model}.yaml", yaml)
+            row |= {"best_trial": trial.number, "val_loss": trial.value, **r2_vs_naive(trial.value, distribution),
+                    "settings": describe(setup), **trial.params}
             best_facts[model] = {"trial": trial.number, "val_loss": trial.value}
             record.metrics({f"best_val_loss_{model}": trial.value, f"complete_trials_{model}": n["complete"]})
         rows.append(row)

@@ -19,11 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import RunConfig, SweepConfig
+from ..config import DataConfig, RunConfig, SweepConfig
 from ..errors import ForecastError
 from ..report import pyplot, save_figure
 from ..settings_io import resolve, to_yaml
-from .space import describe, setup_of
+from ..walkforward import ModelSetup
+from .space import describe
 
 SWEEP_FILE = "sweep.json"
 BEST_DIR = "best"
@@ -51,9 +52,14 @@ def best_trial(study):
     return min(complete, key=lambda t: (t.value, t.number)) if complete else None
 
 
-def best_settings(cfg: SweepConfig, trial) -> RunConfig:
-    """The sweep's settings with the best trial's values: what ``fit`` and ``backtest`` read with --config."""
-    setup = setup_of(trial.params, cfg.network, cfg.train)
+def data_facts(data: DataConfig) -> dict[str, str]:
+    """The data a sweep tunes on, as its studies and ``sweep.json`` keep it: a backtest --from-sweep must match."""
+    return {"source": data.source_name, "target": data.target, "horizon": str(data.horizon),
+            "features": ",".join(data.features)}
+
+
+def best_settings(cfg: SweepConfig, setup: ModelSetup) -> RunConfig:
+    """The sweep's settings with the best trial's (``setup``): what ``fit`` and ``backtest`` read with --config."""
     return RunConfig(data=replace(cfg.data, lookback=setup.lookback), network=setup.network, train=setup.train)
 
 
@@ -153,12 +159,10 @@ def from_sweep(cfg, echo=print) -> tuple[Any, dict]:
     networks, each with its best settings, next to the baselines of --models, from the sweep's test start on.
     Where the backtest trains (accelerator, devices, strategy) stays the backtest's own."""
     from ..models import get_entry
-    from ..walkforward import ModelSetup
 
     d, b = cfg.data, cfg.backtest
     facts, best = load_sweep(b.from_sweep)
-    mine = {"source": d.source_name, "target": d.target, "horizon": str(d.horizon), "features": ",".join(d.features)}
-    for key, value in mine.items():
+    for key, value in data_facts(d).items():
         if facts.get(key) != value:
             raise ForecastError(f"--from-sweep {b.from_sweep} tuned on {key} {facts.get(key)!r}, this backtest has "
                                 f"{value!r}; use the sweep's data settings")

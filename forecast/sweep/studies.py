@@ -135,26 +135,34 @@ def load_existing(storage, names: dict[str, str]) -> dict[str, Any]:
     return found
 
 
-def open_studies(storage, names: dict[str, str], facts: dict[str, str]) -> tuple[dict[str, Any], bool]:
-    """Every model's study, created with ``facts`` (plus its model) or checked against them;
-    ``(studies, whether this call created the first one)``: the process that did makes the parent run."""
-    import optuna
-
+def open_studies(storage, names: dict[str, str], facts: dict[str, str],
+                 existing: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Every model's study (``existing``: those already loaded), created with ``facts`` (plus its model) or
+    checked against them; ``(studies, whether this call created the first one)``: the process that did
+    makes the parent run."""
     studies, created = {}, None
     for model, name in names.items():
         wanted = {**facts, "model": model}
-        try:
-            study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
-        except optuna.exceptions.DuplicatedStudyError:
-            study = optuna.load_study(study_name=name, storage=storage)
-            _check(study, wanted, storage)
-            created = bool(created)
-        else:
+        study, new = (existing[model], False) if model in existing else _create(storage, name)
+        if new:
             for key, value in wanted.items():
                 study.set_user_attr(FACT + key, value)
             created = True if created is None else created
+        else:
+            _check(study, wanted, storage)
+            created = bool(created)
         studies[model] = study
     return studies, bool(created)
+
+
+def _create(storage, name: str):
+    """``(study, whether this call created it)``: another worker may create it first."""
+    import optuna
+
+    try:
+        return optuna.create_study(study_name=name, storage=storage, direction="minimize"), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=name, storage=storage), False
 
 
 def _check(study, wanted: dict[str, str], storage) -> None:
@@ -163,8 +171,7 @@ def _check(study, wanted: dict[str, str], storage) -> None:
     for _ in range(6):   # a new study: another worker may have created it this moment and be writing its facts
         if FACT + "model" in study.user_attrs or study.get_trials(deepcopy=False):
             break
-        time.sleep(0.5)
-        study = optuna.load_study(study_name=study.study_name, storage=storage)
+        time.sleep(0.5)  # the study reads its attributes and trials from the storage afresh each time
     attrs = study.user_attrs
     if FACT + "model" not in attrs or study.direction != optuna.study.StudyDirection.MINIMIZE:
         raise ForecastError(f"study {study.study_name!r} in {redact(storage.url)} is not a forecast sweep's "
@@ -190,27 +197,29 @@ def release(storage, names: list[str], owned: Callable[[dict], bool], spec: Stor
     """Fail the RUNNING trials ``owned`` picks (their worker is gone), close their runs with ``status`` and
     queue them again; the trial numbers."""
     import optuna
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
 
     released = []
     for name in names:
-        study = optuna.load_study(study_name=name, storage=storage)
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if not owned(trial.user_attrs.get(WORKER_ATTR, {})):
-                continue
-            try:
-                if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                    continue
-            except UpdateFinishedTrialError:      # it finished after all, or another worker failed it first
-                continue
-            Requeue(spec.max_retries, spec.tracked, status, reason)(study, storage.get_trial(trial._trial_id))
-            released.append(trial.number)
+        released += _release(optuna.load_study(study_name=name, storage=storage), owned, spec, status, reason)
     return released
 
 
-def identity() -> dict[str, str]:
-    return store.identity_tags()
+def _release(study, owned: Callable[[dict], bool], spec: StorageSpec, status: str, reason: str) -> list[int]:
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    storage, released = study._storage, []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not owned(trial.user_attrs.get(WORKER_ATTR, {})):
+            continue
+        try:
+            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                continue
+        except UpdateFinishedTrialError:      # it finished after all, or another worker failed it first
+            continue
+        Requeue(spec.max_retries, spec.tracked, status, reason)(study, storage.get_trial(trial._trial_id))
+        released.append(trial.number)
+    return released
 
 
 def owned_by(pids: set[int]) -> Callable[[dict], bool]:
@@ -261,7 +270,7 @@ def work(plan: WorkPlan, worker: int = 0, echo: Callable[[str], None] | None = N
 
     echo = echo or (lambda line: print(line, flush=True))
     storage = open_storage(plan.storage)
-    who = identity()
+    who = store.identity_tags()
     poll = max(1, min(5, plan.storage.heartbeat))
     done: list[dict] = []
     pending = {entry.name: _open(plan, entry, storage, worker, who) for entry in plan.entries}
@@ -297,13 +306,13 @@ def _open(plan: WorkPlan, entry: ModelEntry, storage, worker: int, who: dict[str
     import optuna
 
     name = plan.studies[entry.name]
-    release(storage, [name], store.is_orphaned, plan.storage, "FAILED", "its worker process on this host no longer exists")
+    study = optuna.load_study(study_name=name, storage=storage)
+    _release(study, store.is_orphaned, plan.storage, "FAILED", "its worker process on this host no longer exists")
     # Own draws per model, worker and run (a resumed sweep must not draw its first trials again); the same
     # draws for the same seed in a fresh one-worker sweep.
-    seen = len(optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False))
+    seen = len(study.get_trials(deepcopy=False))
     seed = (plan.seed + zlib.crc32(entry.name.encode()) + 1000 * worker + seen) % 2**32
-    study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(plan.sampler, seed),
-                              pruner=make_pruner(plan.sampler))
+    study.sampler, study.pruner = make_sampler(plan.sampler, seed), make_pruner(plan.sampler)
     return study, Objective(entry, name, plan.evaluation, plan.runs, who)
 
 

@@ -59,27 +59,31 @@ class TrialRuns:
         return run.info.run_id
 
     def log(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        values = [Metric(k, float(v), now, step) for k, v in tracking._finite(metrics).items()]
+        values = _metrics(metrics, step)
         if values:
             self.client.log_batch(run_id, metrics=values)
 
     def end(self, run_id: str, status: str, metrics: dict[str, float], tags: dict[str, Any]) -> None:
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import RunTag
 
-        now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in tracking._finite(metrics).items()],
-                              tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.log_batch(run_id, metrics=_metrics(metrics), tags=[RunTag(k, str(v)) for k, v in tags.items()])
         self.client.set_terminated(run_id, status=status)
+
+
+def _metrics(metrics: dict[str, float], step: int = 0) -> list:
+    """MLflow's metric entities of the finite ``metrics``, stamped now."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(k, v, now, step) for k, v in tracking._finite(metrics).items()]
 
 
 def end_trial_run(study, trial, status: str, reason: str) -> None:
     """Close the MLflow run of a trial that its worker cannot close any more (dead, or stopped).
 
     The trial names its run; a worker killed between creating the run and naming it leaves it to be
-    found by its tags (the sweep's parent run, the study and the trial number)."""
+    found by its tags (the sweep's parent run, the study and the trial number) in the parent's experiment,
+    where every trial run is made."""
     client = _client()
     run_id = trial.user_attrs.get(WORKER_ATTR, {}).get(RUN_KEY)
     parent = study.user_attrs.get(PARENT_ATTR)
@@ -87,16 +91,15 @@ def end_trial_run(study, trial, status: str, reason: str) -> None:
         if run_id:
             runs = [client.get_run(run_id)]
         elif parent:
-            experiments = [e.experiment_id for e in client.search_experiments()]
-            runs = client.search_runs(experiments, f"tags.`{TAG_PARENT}` = '{parent}' and "
-                                                   f"tags.`optuna.study` = '{study.study_name}' and "
-                                                   f"tags.`optuna.trial` = '{trial.number}'")
+            runs = client.search_runs([client.get_run(parent).info.experiment_id],
+                                      f"tags.`{TAG_PARENT}` = '{parent}' and "
+                                      f"tags.`optuna.study` = '{study.study_name}' and "
+                                      f"tags.`optuna.trial` = '{trial.number}'")
         else:
             runs = []
         for run in runs:
             if run.info.status == "RUNNING":
-                client.set_tag(run.info.run_id, "forecast.ended_by", reason)
-                client.set_terminated(run.info.run_id, status=status)
+                store.close_run(client, run.info.run_id, status, reason)
     except Exception:   # another tracking store, or a deleted run: nothing of ours to close
         return
 
@@ -127,17 +130,10 @@ def open_parent(studies: list, experiment: str, run_name: str, tags: dict[str, s
             return run_id
         if time.time() >= deadline:
             break
-        time.sleep(1.0)
-        studies = [_reloaded(s) for s in studies]
+        time.sleep(1.0)     # the studies read their user attributes from the storage afresh each time
     run_id = tracking.start_run(experiment, run_name, tags, params).info.run_id
     _keep(studies, run_id)
     return run_id
-
-
-def _reloaded(study):
-    import optuna
-
-    return optuna.load_study(study_name=study.study_name, storage=study._storage)
 
 
 def _keep(studies: list, run_id: str) -> None:
