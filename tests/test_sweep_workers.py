@@ -6,6 +6,7 @@ Each test starts ``forecast sweep`` as a user would, with tiny networks on a sho
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -23,6 +24,7 @@ import optuna
 import psutil
 import pytest
 
+from forecast import store
 from forecast.cli import main
 
 STUDY = "synthetic-ar2-lstm-return"
@@ -39,10 +41,14 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen:
 
 def trials(storage: str) -> list:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
+    path = Path(storage[len("sqlite:///"):]) if storage.startswith("sqlite:///") else None
+    if path is not None and not path.is_file():
         return []                                   # not yet made by the sweep: do not make it here
     try:
-        return optuna.load_study(study_name=STUDY, storage=storage).trials
+        # Under the sweep's own creation lock: opening a storage creates missing tables, which must not
+        # race a worker that is creating them this moment.
+        with store.creation_lock(path) if path is not None else contextlib.nullcontext():
+            return optuna.load_study(study_name=STUDY, storage=storage).trials
     except KeyError:
         return []
 
