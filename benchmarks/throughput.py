@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from forecast.config import NetworkConfig, TrainConfig
+from forecast.config.settings import NetworkSettings, TrainSettings
 from forecast.data.datamodule import WindowDataModule
 from forecast.data.ingest import load_ticker
 from forecast.data.windows import build_series, time_split
-from forecast.forecasters import FitContext, make_forecaster
+from forecast.engine.forecasters import FitContext, make_forecaster
 from forecast.models import get_entry
 
 
@@ -67,8 +67,8 @@ def plain_loop(dm: WindowDataModule, epochs: int, batch: int, device: str, seed:
 
 
 def toolkit(series, split, epochs: int, batch: int, accelerator: str, seed: int) -> float:
-    train = TrainConfig(max_epochs=epochs, batch_size=batch, patience=epochs + 1, accelerator=accelerator, seed=seed)
-    model = make_forecaster(get_entry("lstm"), NetworkConfig(hidden_size=64), train,
+    train = TrainSettings(max_epochs=epochs, batch_size=batch, patience=epochs + 1, accelerator=accelerator, seed=seed)
+    model = make_forecaster(get_entry("lstm"), NetworkSettings(hidden_size=64), train,
                             FitContext(series.feature_names, "return", 30, 1), progress=False)
     start = time.perf_counter()
     model.fit(series, split)

@@ -13,16 +13,15 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
-import logging
 import os
 import signal
 import sys
-import warnings
 from dataclasses import MISSING, dataclass
 
-from . import config as C
+from .config import settings as C
+from .console import configure_output
 from .errors import ForecastError, Interrupted
-from .settings_io import field_type, flag_name, resolve, scalar_fields, section_defaults, section_fields, to_yaml
+from .config.yaml_io import field_type, flag_name, resolve, scalar_fields, section_defaults, section_fields, to_yaml
 
 
 @dataclass(frozen=True)
@@ -151,32 +150,11 @@ def list_models(echo=print) -> None:
         echo(f"{name.ljust(width)}  {e.kind:<8}  {e.doc}  [targets: {', '.join(e.targets)}]")
 
 
-def configure_output() -> None:
-    """What the user sees: our lines on stdout, library warnings only when they matter."""
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")           # migrations, run links
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")      # offline-first: no calls home unless asked
-    # Lightning adds its own INFO handler unless the root logger has one: give it ours, at WARNING.
-    # One of ours at a time, on the current stderr, however often main() runs in a process.
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if h.get_name() == "forecast"]:
-        root.removeHandler(old)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.set_name("forecast")
-    handler.setLevel(logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    root.addHandler(handler)
-    for message in (r".*does not have many workers.*",          # batches come from tensors in memory, not workers
-                    r".*LeafSpec.*", r".*isinstance\(treespec, LeafSpec\).*",   # Lightning vs torch's pytree
-                    r".*number of training batches .* is smaller than the logging interval.*"):
-        warnings.filterwarnings("ignore", message=message)
-
-
 def stop_on_signals() -> None:
     """Ctrl-C and SIGTERM raise ``Interrupted`` at once; a second one leaves at once, workers included."""
     def handler(signum, frame):
         if getattr(handler, "fired", False):
-            from .workers import kill_workers
+            from .engine.workers import kill_workers
 
             kill_workers()
             os._exit(128 + signum)

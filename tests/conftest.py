@@ -49,6 +49,6 @@ def yahoo(monkeypatch):
 @pytest.fixture
 def tiny_train():
     """CPU, few epochs: fast and quiet."""
-    from forecast.config import TrainConfig
+    from forecast.config.settings import TrainSettings
 
-    return TrainConfig(max_epochs=3, batch_size=64, patience=2, accelerator="cpu", seed=7)
+    return TrainSettings(max_epochs=3, batch_size=64, patience=2, accelerator="cpu", seed=7)

@@ -103,14 +103,14 @@ def test_fit_end_to_end_tracks_and_predicts(isolated, capsys):
 
 def test_logged_model_reloads_to_the_same_forecast(isolated):
     import mlflow
-    from forecast.commands.common import load_data
+    from forecast.data.load import load_data
     from forecast.commands.fit import fit as run_fit
-    from forecast.config import DataConfig, FitConfig, NetworkConfig, TrainConfig
+    from forecast.config.settings import DataSettings, FitConfig, NetworkSettings, TrainSettings
     from forecast.data.windows import make_inputs
-    from forecast.tracking import load_network
+    from forecast.tracking.runs import load_network
 
-    cfg = FitConfig(data=DataConfig(offline=True, lookback=10), model="gru", network=NetworkConfig(hidden_size=8),
-                    train=TrainConfig(max_epochs=1, seeds=[1, 2], accelerator="cpu"), out="o")
+    cfg = FitConfig(data=DataSettings(offline=True, lookback=10), model="gru", network=NetworkSettings(hidden_size=8),
+                    train=TrainSettings(max_epochs=1, seeds=[1, 2], accelerator="cpu"), out="o")
     result = run_fit(cfg, echo=lambda line: None, progress=False)
     loaded = load_network(result.run_id)
     x = torch.from_numpy(np.random.default_rng(0).normal(0, 0.01, size=(5, 10, 1)).astype(np.float32))

@@ -1,7 +1,8 @@
 """``forecast backtest``: walk-forward backtest of several models, with report and MLflow runs.
 
-ingest -> folds -> (parallel) refits and forecasts -> scoring, SPA/MCS verdicts and trading
-metrics -> files, figures, report.html -> MLflow parent run with one nested run per model.
+plan (models, data, folds) -> run (refits and forecasts, in parallel) -> judge (scores, SPA/MCS
+verdicts, trading, distributions) -> write (files, figures, report.html) -> MLflow parent run
+with one nested run per model.
 """
 
 from __future__ import annotations
@@ -10,23 +11,25 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from .. import tracking
-from ..config import BacktestConfig
-from ..evaluation import (NAIVE, leaderboard, multiple_comparison, prediction_frame, score, trading_rows,
-                          trading_table)
-from ..metrics import rmse
-from ..models import get_entry, parse_models
-from ..models.custom import load_cell
-from ..report import (html_report, plot_cumulative_sse_difference, plot_equity, plot_fold_bars, plot_forecasts,
-                      text_table)
-from ..walkforward import make_folds, plan_units, run_units
-from .backtest_distribution import add_benchmark, distribution_section, forecasts_distributions
-from .common import Echo, RunRecord, check_custom_cells, data_tags, load_data, unique_models
+from ..config.settings import BacktestConfig
+from ..console import Echo
+from ..data.load import load_data
+from ..evaluate.results import collect, seed_rmse
+from ..evaluate.scores import NAIVE, leaderboard, multiple_comparison, score_points, trading_rows, trading_table
+from ..models import get_entry, parse_models, unique_models
+from ..models.custom import check_custom_cells, load_cell
+from ..report.figures import plot_cumulative_sse_difference, plot_equity, plot_fold_bars, plot_forecasts
+from ..report.html import html_report
+from ..report.prose import backtest_intro, tuned_line
+from ..report.tables import text_table
+from ..tracking import runs as tracking
+from ..tracking.record import RunRecord, data_tags
+from .backtest_distribution import add_reference_distribution, distribution_section, forecasts_distributions
 
 TAG_MODEL_RUN = "backtest-model"
+BOARD_COLUMNS = ["rmse", "mae", "r2_oos", "dir_acc", "always_up_hit_rate", "pt_pvalue", "dm_pvalue", "mcs_pvalue"]
 
 
 @dataclass
@@ -41,9 +44,72 @@ class BacktestResult:
     distributions: dict[str, dict] = field(default_factory=dict)   # per distribution model: scores and verdicts
 
 
+@dataclass
+class Plan:
+    """What a backtest will do: its models, data, folds and settings (a sweep's, per network, with --from-sweep)."""
+
+    entries: list
+    history: object
+    series: object
+    folds: list
+    backtest: object                       # the backtest settings in force (--from-sweep: its test start, models)
+    setups: dict                           # network -> its own settings (--from-sweep), else empty
+    distributional: bool
+
+    @property
+    def days(self):
+        s, f = self.series, self.folds
+        return s.target_dates(f[0].split.test[:1])[0], s.target_dates(f[-1].split.test[-1:])[0]
+
+
+@dataclass
+class Judgement:
+    """Everything a backtest concludes from its forecasts."""
+
+    frame: pd.DataFrame
+    metrics: dict
+    per_fold: pd.DataFrame
+    trading: dict
+    curves: dict
+    spa: dict
+    mcs: dict
+    board: pd.DataFrame
+    section: object = None                 # the distribution part, when distributions are forecast
+
+    @property
+    def overall(self) -> dict:
+        return self.section.overall(self.metrics) if self.section else self.metrics
+
+
 def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
+    d = cfg.data
+    plan = plan_backtest(cfg, echo)
+    record = RunRecord.for_settings(cfg, "backtest", d.source_name, f"backtest-{d.target}", (d.source_name, "backtest"),
+                                    echo)
+    with record:
+        tags = data_tags(plan.history, plan.series) | ({"from_sweep": plan.backtest.from_sweep}
+                                                       if plan.backtest.from_sweep else {})
+        record.tags(tags)
+        from ..engine.walkforward import plan_units, run_units
+
+        started = time.perf_counter()
+        results = run_units(plan_units(plan.entries, plan.folds, plan.backtest.warm_start, plan.setups), plan.series,
+                            cfg.network, cfg.train, d.lookback, d.horizon, plan.backtest.jobs, echo)
+        echo(f"fitted {len(results)} model-folds in {time.perf_counter() - started:.1f}s")
+        judged = judge(plan, results, cfg, record)
+        _write(record, plan, judged, cfg)
+        if record.run_id:
+            summary = judged.section.summary() if judged.section else {}
+            _track_models(record, tags, judged, summary.get("coverage_verdicts", {}))
+        _print(echo, judged, cfg)
+    return BacktestResult(judged.frame, judged.metrics, judged.per_fold, judged.trading, judged.board, record.out,
+                          record.run_id, judged.section.results if judged.section else {})
+
+
+def plan_backtest(cfg: BacktestConfig, echo: Echo = print) -> Plan:
+    """Models checked, data loaded, folds made: every bad input is a one-line error before a run opens."""
     d, b = cfg.data, cfg.backtest
-    setups = {}                 # a network's own settings (--from-sweep: its best), else the shared ones
+    setups = {}
     if b.from_sweep:
         from ..sweep.results import from_sweep
 
@@ -53,115 +119,91 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
         entries.append(get_entry(NAIVE))
     distributional = forecasts_distributions(entries, d.target, cfg.network.distribution)
     if distributional:
-        add_benchmark(entries, echo)
+        add_reference_distribution(entries, echo)
     for entry in entries:
         if entry.custom:
             load_cell(entry.cell)          # a user's class: a one-line error now, not in a worker
     history, series = load_data(d, echo)
     check_custom_cells([e for e in entries if e.name not in setups], len(series.feature_names), cfg.network, d.lookback)
+    from ..engine.walkforward import make_folds
+
     # The longest lookback in play: every model trains on the same days and forecasts the same days.
     folds = make_folds(series, max([d.lookback] + [s.lookback for s in setups.values()]), d.horizon, b, d.val_fraction)
-    first, last = series.target_dates(folds[0].split.test[:1])[0], series.target_dates(folds[-1].split.test[-1:])[0]
+    plan = Plan(entries, history, series, folds, b, setups, distributional)
+    first, last = plan.days
     echo(f"backtest: {len(folds)} folds of up to {b.refit_every} days, {first:%Y-%m-%d} to {last:%Y-%m-%d}, "
          f"{b.window} training window{', warm starts' if b.warm_start else ''}, {b.jobs} job(s); "
          f"models: {', '.join(e.name for e in entries)}")
-    record = RunRecord.for_settings(cfg, "backtest", d.source_name, f"backtest-{d.target}", (d.source_name, "backtest"),
-                                    echo)
-    with record:
-        tags = data_tags(history, series) | ({"from_sweep": b.from_sweep} if b.from_sweep else {})
-        record.tags(tags)
-        started = time.perf_counter()
-        results = run_units(plan_units(entries, folds, b.warm_start, setups), series, cfg.network, cfg.train,
-                            d.lookback, d.horizon, b.jobs, echo)
-        echo(f"fitted {len(results)} model-folds in {time.perf_counter() - started:.1f}s")
-
-        by_key = {(r.model, r.fold): r for r in results}
-        tests = {f.number: f.split.test for f in folds}
-        levels = cfg.quantiles if distributional else None
-        frame = pd.concat([prediction_frame(series, tests[f], {e.name: by_key[e.name, f].forecasts}, d.horizon, f,
-                                            {e.name: by_key[e.name, f].distribution}, levels)
-                           for e in entries for f in tests], ignore_index=True)
-        metrics = score(frame, d.target, d.horizon)
-        _add_seed_rmse(metrics, results, frame, list(tests))
-        per_fold = pd.DataFrame([{"model": m, "fold": f, **vals} for f, part in frame.groupby("fold")
-                                 for m, vals in score(part, d.target, d.horizon).items()])
-        trading, curves = trading_table(frame, b.cost_bps) if d.target == "return" else ({}, {})
-        spa, mcs = multiple_comparison(frame, seed=cfg.train.seed)
-        for model, membership in mcs.items():
-            metrics[model].update(membership)
-        board = leaderboard(metrics, trading, spa)
-        seconds = pd.DataFrame([(r.model, r.seconds) for r in results], columns=["model", "s"]).groupby("model")["s"].sum()
-        board["fit_seconds"] = board["model"].map(seconds)
-        section = (distribution_section(record, frame, by_key, entries, folds, history, series, cfg)
-                   if distributional else None)
-        overall_metrics = section.overall(metrics) if section else metrics
-
-        record.csv("predictions.csv", frame)
-        overall = pd.DataFrame([{"model": m, "fold": "all", **{k: v for k, v in vals.items() if not isinstance(v, dict)}}
-                                for m, vals in overall_metrics.items()])
-        record.csv("metrics.csv", pd.concat([overall, per_fold.astype({"fold": str})], ignore_index=True))
-        summary = section.summary() if section else None
-        record.json("metrics.json", tracking.clean({
-            "overall": overall_metrics,
-            "per_fold": {str(f): {r["model"]: {k: v for k, v in r.items() if k not in ("model", "fold")}
-                                  for _, r in part.iterrows()} for f, part in per_fold.groupby("fold")},
-            "trading": trading,
-            "spa": spa,
-            "verdicts": dict(zip(board["model"], board["verdict"])),
-            **({"distribution": summary} if summary else {}),
-        }))
-        record.config(cfg)
-        figures = _figures(record, frame, per_fold, curves, d, b)
-        intro = [history.describe(),
-                 f"Target: {d.target}; lookback {d.lookback}, horizon {d.horizon}; {len(folds)} folds refit every "
-                 f"{b.refit_every} days ({b.window} window) from {first:%Y-%m-%d} to {last:%Y-%m-%d}.",
-                 "Every model is refit with its scaler on data strictly before each fold; R2 vs naive is "
-                 "1 - SSE_model / SSE_naive; DM: Diebold-Mariano test of equal squared error vs naive (HLN "
-                 "corrected), the pairwise test.",
-                 f"Verdicts test all models at once on their daily squared errors (stationary block bootstrap): "
-                 f"Hansen's SPA asks whether any model beats naive (p = {spa['pvalue']:.3f}); the Model Confidence "
-                 f"Set (90%) keeps the models that cannot be told apart from the best. Directional accuracy is "
-                 f"tested with Pesaran-Timmermann (PT p, one-sided), whose null keeps how often the market and the "
-                 f"forecast go up; 'Always up' is the hit rate of a forecast that always says up."]
-        if setups:
-            from ..sweep.space import describe
-
-            intro.insert(1, f"Networks each at their best settings from sweep {b.from_sweep}, tuned on days before "
-                            f"{b.test_start}: " + "; ".join(f"{m}: {describe(s)}" for m, s in setups.items()) + ".")
-        tables = [("Leaderboard", board.drop(columns=[c for c in board if c.startswith("rmse_by_seed")]))]
-        if trading:
-            tables.append((f"Trading (sign of the forecast, {b.cost_bps:g} bps per unit turnover)",
-                           trading_rows(trading)))
-        if section:
-            intro += section.intro
-            tables[1:1] = section.tables
-            figures = section.figures + figures
-        tables.append(("Per fold", per_fold))
-        record.commit("report.html", lambda p: html_report(p, f"Backtest: {d.source_name} ({d.target})", intro,
-                                                           tables, figures))
-        if record.run_id:
-            _track_models(record, tags, overall_metrics, per_fold, trading, board,
-                          summary["coverage_verdicts"] if summary else {})
-        echo(f"\nleaderboard ({len(frame[frame['model'] == NAIVE])} forecast days, sorted by R2 vs naive):")
-        cols = ["rmse", "mae", "r2_oos", "dir_acc", "always_up_hit_rate", "pt_pvalue", "dm_pvalue", "mcs_pvalue"]
-        cols += ["qlike"] if d.target == "volatility" else (["sharpe_long_flat"] if trading else [])
-        echo(text_table(board.to_dict("records"), cols + ["fit_seconds", "verdict"]))
-        echo(f"SPA (is any model better than naive?): p = {spa['pvalue']:.3f}; in the 90% model confidence set: "
-             f"{', '.join(m for m, v in mcs.items() if v['in_mcs'])}")
-        if section:
-            echo(section.text)
-    return BacktestResult(frame, metrics, per_fold, trading, board, record.out, record.run_id,
-                          section.results if section else {})
+    return plan
 
 
-def _add_seed_rmse(metrics: dict, results: list, frame: pd.DataFrame, folds: list[int]) -> None:
-    """``rmse_by_seed`` for seed ensembles: each seed's one-day-ahead RMSE over all folds."""
-    for model in {r.model for r in results if r.by_seed}:
-        parts = {r.fold: r for r in results if r.model == model}
-        y = frame[(frame["model"] == model) & (frame.get("step", 1) == 1)]["y_true"].to_numpy()
-        seeds = parts[folds[0]].by_seed
-        metrics[model]["rmse_by_seed"] = {
-            str(s): rmse(y, np.concatenate([parts[f].by_seed[s][:, 0] for f in folds])) for s in seeds}
+def judge(plan: Plan, results: list, cfg: BacktestConfig, record: RunRecord) -> Judgement:
+    """Scores per model and fold, seed RMSEs, trading, SPA and MCS verdicts, the leaderboard, distributions."""
+    d = cfg.data
+    frame, dists = collect(plan.series, plan.folds, [e.name for e in plan.entries], results, d.horizon,
+                           cfg.quantiles if plan.distributional else None)
+    metrics = score_points(frame, d.target, d.horizon)
+    for model, by_seed in seed_rmse(results, frame, plan.folds).items():
+        metrics[model]["rmse_by_seed"] = by_seed
+    per_fold = pd.DataFrame([{"model": m, "fold": f, **vals} for f, part in frame.groupby("fold")
+                             for m, vals in score_points(part, d.target, d.horizon).items()])
+    trading, curves = trading_table(frame, plan.backtest.cost_bps) if d.target == "return" else ({}, {})
+    spa, mcs = multiple_comparison(frame, seed=cfg.train.seed)
+    for model, membership in mcs.items():
+        metrics[model].update(membership)
+    board = leaderboard(metrics, trading, spa)
+    seconds = pd.DataFrame([(r.model, r.seconds) for r in results], columns=["model", "s"]).groupby("model")["s"].sum()
+    board["fit_seconds"] = board["model"].map(seconds)
+    section = (distribution_section(record, frame, dists, plan.folds, plan.history, plan.series, cfg)
+               if plan.distributional else None)
+    return Judgement(frame, metrics, per_fold, trading, curves, spa, mcs, board, section)
+
+
+def _write(record: RunRecord, plan: Plan, j: Judgement, cfg: BacktestConfig) -> None:
+    d, b = cfg.data, plan.backtest
+    record.csv("predictions.csv", j.frame)
+    overall = pd.DataFrame([{"model": m, "fold": "all", **{k: v for k, v in vals.items() if not isinstance(v, dict)}}
+                            for m, vals in j.overall.items()])
+    record.csv("metrics.csv", pd.concat([overall, j.per_fold.astype({"fold": str})], ignore_index=True))
+    summary = j.section.summary() if j.section else None
+    record.json("metrics.json", tracking.clean({
+        "overall": j.overall,
+        "per_fold": {str(f): {r["model"]: {k: v for k, v in r.items() if k not in ("model", "fold")}
+                              for _, r in part.iterrows()} for f, part in j.per_fold.groupby("fold")},
+        "trading": j.trading,
+        "spa": j.spa,
+        "verdicts": dict(zip(j.board["model"], j.board["verdict"])),
+        **({"distribution": summary} if summary else {}),
+    }))
+    record.config(cfg)
+    figures = _figures(record, j.frame, j.per_fold, j.curves, d, b)
+    first, last = plan.days
+    tuned = None
+    if plan.setups:
+        from ..sweep.space import describe
+
+        tuned = tuned_line(b.from_sweep, b.test_start, {m: describe(s) for m, s in plan.setups.items()})
+    intro = backtest_intro(plan.history.describe(), d, b, len(plan.folds), first, last, j.spa["pvalue"], tuned)
+    tables = [("Leaderboard", j.board.drop(columns=[c for c in j.board if c.startswith("rmse_by_seed")]))]
+    if j.trading:
+        tables.append((f"Trading (sign of the forecast, {b.cost_bps:g} bps per unit turnover)", trading_rows(j.trading)))
+    if j.section:
+        intro += j.section.intro
+        tables[1:1] = j.section.tables
+        figures = j.section.figures + figures
+    tables.append(("Per fold", j.per_fold))
+    record.commit("report.html", lambda p: html_report(p, f"Backtest: {d.source_name} ({d.target})", intro, tables,
+                                                       figures))
+
+
+def _print(echo: Echo, j: Judgement, cfg: BacktestConfig) -> None:
+    echo(f"\nleaderboard ({len(j.frame[j.frame['model'] == NAIVE])} forecast days, sorted by R2 vs naive):")
+    cols = BOARD_COLUMNS + (["qlike"] if cfg.data.target == "volatility" else (["sharpe_long_flat"] if j.trading else []))
+    echo(text_table(j.board.to_dict("records"), cols + ["fit_seconds", "verdict"]))
+    echo(f"SPA (is any model better than naive?): p = {j.spa['pvalue']:.3f}; in the 90% model confidence set: "
+         f"{', '.join(m for m, v in j.mcs.items() if v['in_mcs'])}")
+    if j.section:
+        echo(j.section.text)
 
 
 def _figures(record: RunRecord, frame, per_fold, curves, d, b) -> list[tuple[str, Path]]:
@@ -180,10 +222,11 @@ def _figures(record: RunRecord, frame, per_fold, curves, d, b) -> list[tuple[str
     return figures
 
 
-def _track_models(record: RunRecord, tags: dict, metrics, per_fold, trading, board, coverage: dict) -> None:
+def _track_models(record: RunRecord, tags: dict, j: Judgement, coverage: dict) -> None:
     """One nested run per model, with the same metric names in every one (MLflow's compare view lines them up)."""
-    record.metrics({"best_r2_oos": board.iloc[0]["r2_oos"], "n_models": len(board)})
-    for _, row in board.iterrows():
+    record.metrics({"best_r2_oos": j.board.iloc[0]["r2_oos"], "n_models": len(j.board)})
+    metrics = j.overall
+    for _, row in j.board.iterrows():
         model = row["model"]
         model_tags = tags | {tracking.TAG_KIND: TAG_MODEL_RUN, tracking.TAG_SOURCE: record.source, "ticker": record.source,
                              "model": model, "verdict": row["verdict"]}
@@ -191,9 +234,9 @@ def _track_models(record: RunRecord, tags: dict, metrics, per_fold, trading, boa
             model_tags["coverage"] = coverage[model]
         tracking.start_run(record.experiment, model, model_tags, {"model": model}, nested=True)
         try:
-            tracking.log_metrics({k: v for k, v in (metrics[model] | trading.get(model, {})).items()
+            tracking.log_metrics({k: v for k, v in (metrics[model] | j.trading.get(model, {})).items()
                                   if not isinstance(v, dict)})
-            for _, fold_row in per_fold[per_fold["model"] == model].iterrows():
+            for _, fold_row in j.per_fold[j.per_fold["model"] == model].iterrows():
                 values = {f"fold_{k}": v for k, v in fold_row.items() if k not in ("model", "fold")}
                 tracking.log_metrics(values, step=int(fold_row["fold"]))
         finally:

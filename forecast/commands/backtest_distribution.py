@@ -2,7 +2,7 @@
 
 Runs when the backtest forecasts distributions of the return (``--distribution`` for the
 networks, or a distribution baseline among the models). Every model with a distribution is
-scored on its full one-day-ahead distribution (``distribution_eval``), compared on CRPS with
+scored on its full one-day-ahead distribution (``evaluate.distribution_scores``), compared on CRPS with
 ``riskmetrics`` (added to the models when missing), and drawn in a fan chart and a VaR-hits
 plot. So that the distributions and the volatility target can be compared, ``har`` is also
 fitted to the volatility target on the same folds (what ``--target volatility --models har``
@@ -17,15 +17,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..distribution_eval import (BENCHMARK, distribution_table, empty_scores, implied_volatility, numeric,
-                                 one_day_sd, score_distributions)
-from ..distributions import Distribution
-from ..evaluation import first_step
-from ..figures_distribution import BAND_LEVELS, plot_fan_chart, plot_implied_volatility, plot_var_hits
+from ..evaluate.distribution_scores import (REFERENCE_DISTRIBUTION, distribution_table, empty_scores, implied_volatility, numeric,
+    one_day_sd, score_distributions)
+from ..stats.distributions import Distribution
+from ..evaluate.scores import first_step
+from ..report.distribution_figures import BAND_LEVELS, plot_fan_chart, plot_implied_volatility, plot_var_hits
 from ..models import ModelEntry, get_entry
-from ..report import text_table
-from ..scoring_rules import quantile_column
-from .common import Echo, RunRecord
+from ..report.prose import DISTRIBUTION_INTRO
+from ..report.tables import text_table
+from ..stats.scoring_rules import quantile_column
+from ..console import Echo
+from ..tracking.record import RunRecord
 
 VOLATILITY_REFERENCE = "har"
 
@@ -35,11 +37,11 @@ def forecasts_distributions(entries: list[ModelEntry], target: str, distribution
     return target == "return" and (distribution is not None or any(e.dist_baseline for e in entries))
 
 
-def add_benchmark(entries: list[ModelEntry], echo: Echo) -> None:
+def add_reference_distribution(entries: list[ModelEntry], echo: Echo) -> None:
     """``riskmetrics``, the benchmark of distributions, joins the models when missing (as ``naive`` does)."""
-    if BENCHMARK not in [e.name for e in entries]:
-        entries.append(get_entry(BENCHMARK))
-        echo(f"note: {BENCHMARK} added to the models: distributions are compared with it on CRPS")
+    if REFERENCE_DISTRIBUTION not in [e.name for e in entries]:
+        entries.append(get_entry(REFERENCE_DISTRIBUTION))
+        echo(f"note: {REFERENCE_DISTRIBUTION} added to the models: distributions are compared with it on CRPS")
 
 
 @dataclass
@@ -56,16 +58,14 @@ class DistributionSection:
         return {m: v | values.get(m, empty_scores()) for m, v in metrics.items()}
 
     def summary(self) -> dict:
-        return {"benchmark": BENCHMARK, "coverage_verdicts": {m: v["coverage"] for m, v in self.results.items()},
+        return {"benchmark": REFERENCE_DISTRIBUTION, "coverage_verdicts": {m: v["coverage"] for m, v in self.results.items()},
                 "crps_verdicts": {m: v["crps_verdict"] for m, v in self.results.items()}}
 
 
-def distribution_section(record: RunRecord, frame: pd.DataFrame, by_key: dict, entries: list[ModelEntry],
-                         folds: list, history, series, cfg) -> DistributionSection:
-    fold_numbers = [f.number for f in folds]
-    dists = {e.name: Distribution.concat([by_key[e.name, f].distribution for f in fold_numbers])
-             for e in entries if by_key[e.name, fold_numbers[0]].distribution is not None}
-    results = score_distributions(frame, dists, cfg.quantiles, BENCHMARK, seed=cfg.train.seed)
+def distribution_section(record: RunRecord, frame: pd.DataFrame, dists: dict[str, Distribution], folds: list,
+                         history, series, cfg) -> DistributionSection:
+    """Scores, tests, verdicts, tables and figures of every model's distribution (``dists``: over all folds)."""
+    results = score_distributions(frame, dists, cfg.quantiles, REFERENCE_DISTRIBUTION, seed=cfg.train.seed)
     section = DistributionSection(results)
     table = distribution_table(results)
     section.tables.append(("Distribution forecasts: scores, VaR tests and verdicts", table))
@@ -89,14 +89,8 @@ def distribution_section(record: RunRecord, frame: pd.DataFrame, by_key: dict, e
                             "realized volatility proxy, last year",
                             record.figure("implied_volatility.png", plot_implied_volatility, sds, realized, reference,
                                           title=f"{name}: daily volatility")))
-    section.intro.append(
-        f"Distributions (one-day-ahead): CRPS (lower is better) from each model's full distribution; coverage_90: "
-        f"share of days inside the 5%-95% interval (0.90 if calibrated); var01_hits: share of days below the 1% "
-        f"quantile, the 1% value at risk (0.01 if calibrated), tested by Kupiec (is the share 1%?) and "
-        f"Christoffersen (do hits cluster?); coverage is 'accepted' when both p-values are at least 0.05. CRPS "
-        f"is compared with {BENCHMARK} by Diebold-Mariano, and across all distribution models by the 90% MCS. "
-        f"Point models have no distribution: their quantile cells are empty.")
-    section.text = (f"\ndistribution forecasts ({len(dists)} models, best CRPS first; benchmark {BENCHMARK}):\n"
+    section.intro.append(DISTRIBUTION_INTRO.format(reference=REFERENCE_DISTRIBUTION))
+    section.text = (f"\ndistribution forecasts ({len(dists)} models, best CRPS first; benchmark {REFERENCE_DISTRIBUTION}):\n"
                     + text_table(table.to_dict("records"), ["crps", "coverage_90", "var01_hits", "kupiec_pvalue",
                                                             "christoffersen_pvalue", "coverage", "crps_dm_pvalue",
                                                             "crps_in_mcs"]))
@@ -121,7 +115,7 @@ def _bands(frame: pd.DataFrame, dists: dict[str, Distribution]) -> pd.DataFrame:
 def _volatility_reference(history, folds: list, cfg) -> dict[str, pd.Series]:
     """``har`` fitted to the volatility target on the same folds: its one-day-ahead forecasts by date."""
     from ..data.windows import build_series
-    from ..walkforward import plan_units, run_units
+    from ..engine.walkforward import plan_units, run_units
 
     d = cfg.data
     volatility = build_series(history, "volatility", d.features)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import tracking
-from ..config import CompareConfig
+from ..tracking import runs as tracking
+from ..config.settings import CompareConfig
 from ..errors import ForecastError
-from ..evaluation import HIGHER_IS_BETTER
-from ..report import text_table
+from ..evaluate.scores import HIGHER_IS_BETTER
+from ..report.tables import text_table
 from .backtest import TAG_MODEL_RUN
-from .common import Echo
+from ..console import Echo
 
 
 def compare(cfg: CompareConfig, echo: Echo = print) -> pd.DataFrame:

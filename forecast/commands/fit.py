@@ -1,6 +1,8 @@
 """``forecast fit``: train one model on a time-ordered split and score it next to the naive forecast.
 
-ingest -> windows -> train (once per seed) -> scoring -> files -> MLflow.
+A fit is a walk-forward with one fold (fold 0: train, validation, test in time order): the same
+unit, the same scoring and the same run record as a backtest, plus what only a fit has: the
+forecasts figure of the test period, the logged model, and its ``test_*`` metrics.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import tracking
-from ..config import FitConfig
+from ..config.settings import FitConfig
+from ..console import Echo
+from ..data.load import load_data
 from ..data.windows import make_inputs, time_split
-from ..distribution_eval import BENCHMARK, score_distributions
 from ..errors import ForecastError
-from ..evaluation import NAIVE, prediction_frame, score
-from ..metrics import rmse
+from ..evaluate.distribution_scores import REFERENCE_DISTRIBUTION, score_distributions
+from ..evaluate.results import collect, seed_rmse
+from ..evaluate.scores import NAIVE, score_points
 from ..models import get_entry
-from ..models.custom import load_cell
-from ..report import plot_forecasts, text_table
-from .common import Echo, RunRecord, check_custom_cells, data_tags, load_data
+from ..models.custom import check_custom_cells, load_cell
+from ..report.figures import plot_forecasts
+from ..report.tables import text_table
+from ..tracking import runs as tracking
+from ..tracking.record import RunRecord, data_tags
 
 TABLE_COLUMNS = ["rmse", "mae", "r2_oos", "dir_acc", "always_up_hit_rate", "pt_pvalue", "dm_pvalue"]
 DISTRIBUTION_COLUMNS = ["crps", "nll", "coverage_90", "var01_hits", "kupiec_pvalue", "christoffersen_pvalue", "coverage",
@@ -42,78 +47,89 @@ class FitResult:
 def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
     """Train one model on the train part, pick its epoch on validation, score it on the test part."""
     d = cfg.data
-    entry = get_entry(cfg.model, d.target)
+    entry = _checked_entry(cfg)
+    history, series = load_data(d, echo)
+    split = time_split(len(series), d.lookback, d.horizon, d.val_fraction, d.test_fraction)
+    _say_split(series, split, echo)
+    from ..engine.forecasters import FitContext   # torch: only once the input is good
+    from ..engine.walkforward import Fold
+
+    check_custom_cells([entry], len(series.feature_names), cfg.network, d.lookback)
+    ctx, fold = FitContext(series.feature_names, d.target, d.lookback, d.horizon), Fold(0, split)
+    record = RunRecord.for_settings(cfg, "fit", d.source_name, f"fit-{entry.name}", (d.source_name, entry.name), echo)
+    with record:
+        record.tags(data_tags(history, series) | {"model": entry.name})
+        results = _train(cfg, entry, series, ctx, fold, record, progress, echo)
+        frame, dists = collect(series, [fold], [r.model for r in results], results, d.horizon,
+                               cfg.quantiles if results[0].distribution is not None else None)
+        metrics = score_points(frame, d.target, d.horizon)
+        verdicts = score_distributions(frame, dists, cfg.quantiles, seed=cfg.train.seed) if dists else {}
+        for name, values in verdicts.items():
+            metrics[name].update(values)
+        for name, by_seed in seed_rmse(results, frame, [fold]).items():
+            metrics[name]["rmse_by_seed"] = by_seed
+        _write(record, cfg, entry.name, frame, metrics, results[0].fitted, series)
+        _print(echo, metrics, verdicts, len(split.test), d.target)
+    return FitResult(metrics, frame, record.out, record.run_id, results[0].fitted.history_, results[0].fitted)
+
+
+def _checked_entry(cfg: FitConfig):
+    entry = get_entry(cfg.model, cfg.data.target)
     if cfg.network.distribution and entry.kind != "network" and not entry.dist_baseline:
         raise ForecastError(f"--distribution: {entry.name} forecasts a point, not a distribution; use a network "
                             f"(or a distribution baseline: har, riskmetrics, garch-t, hist)")
     if entry.custom:
         load_cell(entry.cell)              # a user's class: a one-line error now, not after loading data
-    history, series = load_data(d, echo)
-    split = time_split(len(series), d.lookback, d.horizon, d.val_fraction, d.test_fraction)
+    return entry
+
+
+def _say_split(series, split, echo: Echo) -> None:
     dates = series.target_dates
     echo(f"split: train {len(split.train)} windows to {dates(split.train)[-1]:%Y-%m-%d}, validation "
          f"{len(split.val)} to {dates(split.val)[-1]:%Y-%m-%d}, test {len(split.test)} from "
          f"{dates(split.test)[0]:%Y-%m-%d} to {dates(split.test)[-1]:%Y-%m-%d}")
-    from ..forecasters import FitContext, SeedEnsemble, make_forecaster  # torch: only once the input is good
-
-    check_custom_cells([entry], len(series.feature_names), cfg.network, d.lookback)
-
-    ctx = FitContext(series.feature_names, d.target, d.lookback, d.horizon)
-    record = RunRecord.for_settings(cfg, "fit", d.source_name, f"fit-{entry.name}", (d.source_name, entry.name), echo)
-    with record:
-        record.tags(data_tags(history, series) | {"model": entry.name})
-        started = time.perf_counter()
-        forecaster = make_forecaster(entry, cfg.network, cfg.train, ctx, progress=progress,
-                                     on_epoch=record.epoch_logger(per_seed=len(cfg.train.seed_list) > 1))
-        forecaster.fit(series, split)
-        seconds = time.perf_counter() - started
-        forecasts, dists = {}, {}
-        forecasts[entry.name], dists[entry.name] = forecast_test(forecaster, series, split.test)
-        references = [NAIVE] + ([BENCHMARK] if dists[entry.name] is not None else [])
-        for name in (r for r in references if r != entry.name):   # naive, and riskmetrics for a distribution
-            reference = make_forecaster(get_entry(name), cfg.network, cfg.train, ctx).fit(series, split)
-            forecasts[name], dists[name] = forecast_test(reference, series, split.test)
-        dists = {m: dist for m, dist in dists.items() if dist is not None}
-        frame = prediction_frame(series, split.test, forecasts, d.horizon, 0, dists, cfg.quantiles if dists else None)
-        metrics = score(frame, d.target, d.horizon)
-        verdicts = score_distributions(frame, dists, cfg.quantiles, seed=cfg.train.seed) if dists else {}
-        for name, values in verdicts.items():
-            metrics[name].update(values)
-        if isinstance(forecaster, SeedEnsemble):
-            y = frame.loc[frame["model"] == NAIVE, "y_true"].to_numpy()[:len(split.test)]
-            by_seed = forecaster.member_predictions(series, split.test)[:, :, 0]      # [S, N] one day ahead
-            metrics[entry.name]["rmse_by_seed"] = {str(s): rmse(y, p) for s, p in zip(forecaster.seeds, by_seed)}
-        epochs = epochs_trained(forecaster)
-        seeds = f" ({len(cfg.train.seed_list)} seeds)" if len(cfg.train.seed_list) > 1 else ""
-        echo(f"trained {entry.name}{seeds} in {seconds:.1f}s{epochs}")
-
-        for name, values in metrics.items():
-            prefix = "test_" if name == entry.name else f"{name}_test_"
-            record.metrics({prefix + k: v for k, v in values.items() if not isinstance(v, (dict, str))})
-        record.metrics({"train_seconds": seconds})
-        record.csv("predictions.csv", frame)
-        record.json("metrics.json", {m: {k: tracking.clean(v) for k, v in vals.items()}
-                                     for m, vals in metrics.items()})
-        record.config(cfg)
-        record.figure("forecasts.png", plot_forecasts, frame, title=f"{d.source_name}: {d.target} forecasts on the test period")
-        if record.run_id and hasattr(forecaster, "network_"):
-            example = make_inputs(series.features, np.array([len(series) - 1]), d.lookback)
-            tracking.log_model(forecaster.network_, example, d.lookback, list(series.feature_names), d.target)
-        echo(f"\ntest metrics ({len(split.test)} days, {d.target} target):")
-        echo(text_table([{"model": m, **vals} for m, vals in metrics.items()],
-                        TABLE_COLUMNS + (["qlike"] if d.target == "volatility" else [])))
-        if verdicts:
-            echo(f"\ndistribution forecasts ({len(split.test)} days; coverage accepted when Kupiec and "
-                 f"Christoffersen p >= 0.05):")
-            echo(text_table([{"model": m, **vals} for m, vals in verdicts.items()], DISTRIBUTION_COLUMNS))
-    return FitResult(metrics, frame, record.out, record.run_id, forecaster.history_, forecaster)
 
 
-def forecast_test(forecaster, series, origins):
-    """A fitted forecaster's point forecasts ``[N, H]`` and its distribution (None for a point model): the
-    distribution's mean when it has one, so that its forecasts are computed once."""
-    dist = forecaster.predict_distribution(series, origins)
-    return (forecaster.predict(series, origins) if dist is None else dist.mean), dist
+def _train(cfg: FitConfig, entry, series, ctx, fold, record: RunRecord, progress: bool, echo: Echo) -> list:
+    """The model on fold 0 (its losses logged as they come), then its references: naive, and for a
+    distribution the reference distribution. Results in that order."""
+    from ..engine.walkforward import Unit, fit_unit
+
+    seeds = cfg.train.seed_list
+    started = time.perf_counter()
+    [main] = fit_unit(Unit(entry, (fold,), False), series, cfg.network, cfg.train, ctx, progress=progress,
+                      on_epoch=record.epoch_logger(per_seed=len(seeds) > 1), keep_model=True)
+    seconds = time.perf_counter() - started
+    echo(f"trained {entry.name}{f' ({len(seeds)} seeds)' if len(seeds) > 1 else ''} in {seconds:.1f}s"
+         f"{epochs_trained(main.fitted)}")
+    record.metrics({"train_seconds": seconds})
+    references = [NAIVE] + ([REFERENCE_DISTRIBUTION] if main.distribution is not None else [])
+    return [main] + [fit_unit(Unit(get_entry(name), (fold,), False), series, cfg.network, cfg.train, ctx)[0]
+                     for name in references if name != entry.name]
+
+
+def _write(record: RunRecord, cfg: FitConfig, model: str, frame, metrics: dict, forecaster, series) -> None:
+    d = cfg.data
+    for name, values in metrics.items():
+        prefix = "test_" if name == model else f"{name}_test_"
+        record.metrics({prefix + k: v for k, v in values.items() if not isinstance(v, (dict, str))})
+    record.csv("predictions.csv", frame)
+    record.json("metrics.json", {m: {k: tracking.clean(v) for k, v in vals.items()} for m, vals in metrics.items()})
+    record.config(cfg)
+    record.figure("forecasts.png", plot_forecasts, frame, title=f"{d.source_name}: {d.target} forecasts on the test period")
+    if record.run_id and hasattr(forecaster, "network_"):
+        example = make_inputs(series.features, np.array([len(series) - 1]), d.lookback)
+        tracking.log_model(forecaster.network_, example, d.lookback, list(series.feature_names), d.target)
+
+
+def _print(echo: Echo, metrics: dict, verdicts: dict, days: int, target: str) -> None:
+    echo(f"\ntest metrics ({days} days, {target} target):")
+    echo(text_table([{"model": m, **vals} for m, vals in metrics.items()],
+                    TABLE_COLUMNS + (["qlike"] if target == "volatility" else [])))
+    if verdicts:
+        echo(f"\ndistribution forecasts ({days} days; coverage accepted when Kupiec and "
+             f"Christoffersen p >= 0.05):")
+        echo(text_table([{"model": m, **vals} for m, vals in verdicts.items()], DISTRIBUTION_COLUMNS))
 
 
 def epochs_trained(forecaster) -> str:

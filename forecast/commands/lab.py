@@ -15,13 +15,17 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ..config import BenchConfig, DataConfig, DiagnoseConfig
+from ..config.settings import BenchConfig, DataSettings, DiagnoseConfig
 from ..data.synthetic import simulate
 from ..data.windows import build_series, make_targets, time_split
-from ..metrics import rmse
+from ..stats.metrics import rmse
 from ..models import parse_models
-from ..report import plot_bench, plot_gradient_flow, text_table
-from .common import Echo, RunRecord, load_data, unique_models
+from ..report.figures import plot_bench, plot_gradient_flow
+from ..report.tables import text_table
+from ..console import Echo
+from ..tracking.record import RunRecord
+from ..data.load import load_data
+from ..models import unique_models
 
 BENCH_COLUMNS = ["series", "lag", "model", "seed", "rmse_over_opt"]
 ZERO = "zero"
@@ -45,7 +49,7 @@ def gradients(cfg: DiagnoseConfig, echo: Echo = print) -> pd.DataFrame:
     import torch
 
     from ..data.datamodule import WindowDataModule
-    from ..forecasters import FitContext, NetworkForecaster
+    from ..engine.forecasters import FitContext, NetworkForecaster
 
     d = cfg.data
     entries = parse_models(unique_models(cfg.diagnose.models, echo))   # networks only: DiagnoseConfig checked
@@ -94,12 +98,12 @@ def bench_cases(cfg: BenchConfig) -> list[tuple[str, int | None]]:
 
 def bench(cfg: BenchConfig, echo: Echo = print) -> pd.DataFrame:
     """Every model on every series, lag and seed; a seed sets both the training seed and the series' seed."""
-    from ..forecasters import FitContext, make_forecaster
+    from ..engine.forecasters import FitContext, make_forecaster
 
     b = cfg.bench
     entries = parse_models(unique_models(b.models, echo), "return")
     lookback = b.window
-    val_fraction, test_fraction = DataConfig.val_fraction, DataConfig.test_fraction   # the fields' defaults
+    val_fraction, test_fraction = DataSettings.val_fraction, DataSettings.test_fraction   # the fields' defaults
     cases, seeds = bench_cases(cfg), cfg.train.seed_list
     echo(f"bench: {len(cases)} series x {len(seeds)} seed(s) x {len(entries)} models, lookback {lookback}, "
          f"{b.synthetic_length} days each")

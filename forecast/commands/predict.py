@@ -12,13 +12,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .. import tracking
-from ..config import DataConfig, PredictConfig
+from ..tracking import runs as tracking
+from ..config.settings import DataSettings, PredictConfig
 from ..data.calendar import CAVEAT, next_trading_day
 from ..data.windows import make_inputs
-from ..distributions import PARAMETERS, Distribution
+from ..stats.distributions import PARAMETERS, Distribution
 from ..errors import ForecastError
-from .common import Echo, load_data
+from ..console import Echo
+from ..data.load import load_data
 
 
 @dataclass
@@ -77,7 +78,7 @@ def predict(cfg: PredictConfig, echo: Echo = print) -> Prediction:
     """Forecast the next trading day after the latest data with a logged model."""
     import torch
 
-    data = DataConfig(ticker=cfg.ticker, csv=cfg.csv, date_format=cfg.date_format, offline=cfg.offline,
+    data = DataSettings(ticker=cfg.ticker, csv=cfg.csv, date_format=cfg.date_format, offline=cfg.offline,
                       cache_dir=cfg.cache_dir)
     fit_run = tracking.latest_fit_run(data.source_name, cfg.run_id)
     p = fit_run.data.params

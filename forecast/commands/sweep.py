@@ -5,16 +5,13 @@ trials (refit and score fold by fold, report, prune; one nested MLflow run each)
 tables, importances, figures -> the sweep's MLflow parent run.
 
 The output folder is the sweep's home and is reused by design: it holds the default SQLite storage,
-and running the same command again resumes the studies. So instead of ``prepare_out`` (new, empty,
-or replaced with --overwrite) it gets a check of its own: new, empty, or this study's sweep folder
-(its ``sweep.json`` names the study). While a run works on it the folder has no manifest.json; when
-the run ends, every file written (each atomically) is listed in a new one.
+and running the same command again resumes the studies (``prepare_out`` with ``Resumable``: new, empty,
+or this study's sweep folder, whose ``sweep.json`` names the study). While a run works on it the folder
+has no manifest.json; when the run ends, every file written (each atomically) is listed in a new one.
 """
 
 from __future__ import annotations
 
-import json
-import multiprocessing as mp
 import os
 import time
 from concurrent.futures import as_completed
@@ -23,15 +20,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import tracking
-from ..config import SweepConfig
-from ..errors import ForecastError
-from ..models import parse_models
-from ..models.custom import load_cell
-from ..report import text_table
-from ..settings_io import to_flat_dict
-from .common import (MANIFEST, Echo, RunRecord, check_custom_cells, data_tags, folder_name, guard_out, load_data,
-                     make_writable, unique_models)
+from ..config.settings import SweepConfig
+from ..config.yaml_io import to_flat_dict
+from ..console import Echo, configure_output
+from ..data.load import load_data
+from ..errors import ForecastError, Interrupted
+from ..models import parse_models, unique_models
+from ..models.custom import check_custom_cells, load_cell
+from ..report.tables import text_table
+from ..tracking import runs as tracking
+from ..tracking.outputs import MANIFEST, Resumable, folder_name, prepare_out
+from ..tracking.record import RunRecord, data_tags
 
 STORAGE_FILE = "study.db"
 
@@ -47,26 +46,6 @@ class SweepResult:
 
 def default_out(study: str) -> Path:
     return Path("runs") / folder_name("sweep", study)
-
-
-def check_sweep_out(out: Path, study: str, tracked: bool) -> None:
-    """New, empty, or the folder of this very sweep (resumed); writable."""
-    from ..sweep.results import SWEEP_FILE
-
-    guard_out(out, tracked)
-    if out.is_dir() and any(out.iterdir()):
-        marker = out / SWEEP_FILE
-        if not marker.is_file() and not (out / STORAGE_FILE).is_file():
-            raise ForecastError(f"--out {out} is not empty and is not a sweep's folder (no {SWEEP_FILE}); choose a "
-                                f"new or empty folder, or the --out of an earlier run of this sweep")
-        try:
-            earlier = json.loads(marker.read_text(encoding="utf-8")).get("study") if marker.is_file() else study
-        except (ValueError, AttributeError):
-            raise ForecastError(f"--out {out}: its {SWEEP_FILE} is unreadable; choose a new folder") from None
-        if earlier != study:
-            raise ForecastError(f"--out {out} is the folder of sweep {earlier!r}, not {study!r}; choose another "
-                                f"--out (or the same --study)")
-    make_writable(out)
 
 
 @dataclass
@@ -91,7 +70,37 @@ class SweepRecord(RunRecord):
 
 def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
     d, s = cfg.data, cfg.sweep
-    entries = parse_models(unique_models(s.models, echo), d.target)
+    entries = _networks(s.models, d.target, echo)
+    base = s.study or d.source_name
+    out = Path(cfg.out) if cfg.out else default_out(base)
+    history, series = load_data(d, echo)
+    from ..sweep.results import SWEEP_FILE
+
+    prepare_out(out, tracked=cfg.track, resume=Resumable(SWEEP_FILE, STORAGE_FILE, base))
+    plan = _plan(cfg, entries, base, out, series, echo)
+    experiment = tracking.experiment_name(d.source_name, cfg.experiment) if cfg.track else None
+    # Another process made these studies a moment ago: wait for the parent run it is making, not a second one.
+    from ..sweep.studies import counts
+
+    fresh = not plan.created and not any(counts(v)["total"] for v in plan.studies.values())
+    params = to_flat_dict(cfg) | {"sweep.storage": plan.shown_url}
+    record = SweepRecord(out, "sweep", d.source_name, experiment, f"sweep-{base}", params, echo, study=base,
+                         studies=list(plan.studies.values()), wait=20.0 if fresh else 0.0)
+    with record:
+        record.tags(data_tags(history, series))
+        sweep_facts = {"study": base, "storage": plan.shown_url, "studies": plan.names, "sampler": s.sampler,
+                       "trials": s.trials, "parent_run": record.run_id, **plan.facts}
+        record.json("sweep.json", sweep_facts)
+        started = time.perf_counter()
+        rows = _run_workers(plan.work_plan(cfg, record, entries), s.jobs, plan.storage, echo)
+        _speed(rows, time.perf_counter() - started, echo)
+        best, trials = _write_results(record, cfg, plan.studies, sweep_facts, echo)
+    return SweepResult(record.out, record.run_id, best, trials, rows)
+
+
+def _networks(models: list[str], target: str, echo: Echo) -> list:
+    """The networks to tune, each importable: a baseline has nothing to tune."""
+    entries = parse_models(unique_models(models, echo), target)
     baselines = [e.name for e in entries if e.kind != "network"]
     if baselines:
         raise ForecastError(f"--models: a sweep tunes networks; {', '.join(baselines)} has nothing to tune (the "
@@ -99,16 +108,40 @@ def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
     for entry in entries:
         if entry.custom:
             load_cell(entry.cell)
-    base = s.study or d.source_name
-    out = Path(cfg.out) if cfg.out else default_out(base)
-    history, series = load_data(d, echo)
-    check_sweep_out(out, base, cfg.track)
+    return entries
 
+
+@dataclass
+class SweepPlan:
+    """The studies a sweep works on and the validation folds that score their trials."""
+
+    spec: object
+    storage: object
+    shown_url: str                       # the storage URL with any password masked
+    names: dict[str, str]                # model -> study name
+    studies: dict
+    created: bool
+    facts: dict[str, str]                # what a trial's value means, kept with every study
+    evaluation: object
+
+    def work_plan(self, cfg: SweepConfig, record: RunRecord, entries: list):
+        from ..sweep import studies as st
+        from ..sweep.trial_runs import TrialRuns
+
+        s = cfg.sweep
+        runs = (TrialRuns(tracking.active_experiment_id(), record.run_id, cfg.data.source_name)
+                if record.run_id else None)
+        return st.WorkPlan(self.spec, self.names, entries, s.trials, s.sampler, cfg.train.seed,
+                           time.time() + s.timeout if s.timeout else None, self.evaluation, runs)
+
+
+def _plan(cfg: SweepConfig, entries: list, base: str, out: Path, series, echo: Echo) -> SweepPlan:
     from ..sweep import studies as st
+    from ..sweep.objective import Evaluation, default_test_start, longest_lookback, validation_folds
     from ..sweep.results import data_facts
     from ..sweep.space import family
-    from ..sweep.validation import Evaluation, default_test_start, longest_lookback, validation_folds
 
+    d, s = cfg.data, cfg.sweep
     url = s.storage or f"sqlite:///{(out / STORAGE_FILE).resolve()}"
     spec = st.StorageSpec(url, s.heartbeat, s.grace_period, s.max_retries, cfg.track)
     storage = st.open_storage(spec)
@@ -128,32 +161,8 @@ def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
          f"{s.trials} finished trials each; validation: {len(folds)} folds from "
          f"{dates(folds[0].split.test[:1])[0]:%Y-%m-%d} to {dates(folds[-1].split.test[-1:])[0]:%Y-%m-%d}, test "
          f"period from {test_start} never seen")
-
-    params = to_flat_dict(cfg) | {"sweep.storage": st.redact(url)}
-    experiment = tracking.experiment_name(d.source_name, cfg.experiment) if cfg.track else None
-    # Another process made these studies a moment ago: wait for the parent run it is making, not a second one.
-    fresh = not created and not any(st.counts(v)["total"] for v in studies.values())
-    record = SweepRecord(out, "sweep", d.source_name, experiment, f"sweep-{base}", params, echo, study=base,
-                         studies=list(studies.values()), wait=20.0 if fresh else 0.0)
-    with record:
-        record.tags(data_tags(history, series))
-        runs = None
-        if record.run_id:
-            from ..sweep.trial_runs import TrialRuns
-
-            runs = TrialRuns(tracking._mlflow().active_run().info.experiment_id, record.run_id, d.source_name)
-        sweep_facts = {"study": base, "storage": st.redact(url), "studies": names, "sampler": s.sampler,
-                       "trials": s.trials, "parent_run": record.run_id, **facts}
-        record.json("sweep.json", sweep_facts)
-        evaluation = Evaluation(seen, folds, d.horizon, cfg.network, cfg.train, spaces)
-        plan = st.WorkPlan(spec, names, entries, s.trials, s.sampler, cfg.train.seed,
-                           time.time() + s.timeout if s.timeout else None, evaluation, runs)
-        started = time.perf_counter()
-        rows = _run_workers(plan, s.jobs, storage, echo)
-        wall = time.perf_counter() - started
-        _speed(rows, wall, echo)
-        best, trials = _write_results(record, cfg, studies, sweep_facts, echo)
-    return SweepResult(record.out, record.run_id, best, trials, rows)
+    evaluation = Evaluation(seen, folds, d.horizon, cfg.network, cfg.train, spaces)
+    return SweepPlan(spec, storage, st.redact(url), names, studies, created, facts, evaluation)
 
 
 def _recipe(cfg: SweepConfig) -> str:
@@ -166,8 +175,8 @@ def _recipe(cfg: SweepConfig) -> str:
 
 def _run_workers(plan, jobs: int, storage, echo: Echo) -> list[dict]:
     """``jobs`` workers (this process for one): each runs trials until the studies are done."""
+    from ..engine.workers import cap_jobs, pool_context, worker_pids, worker_pool
     from ..sweep import studies as st
-    from ..workers import cap_jobs, worker_pool
 
     jobs, note = cap_jobs(jobs, plan.trials * len(plan.entries))
     if note:
@@ -178,21 +187,17 @@ def _run_workers(plan, jobs: int, storage, echo: Echo) -> list[dict]:
             return st.work(plan, 0, echo)
         rows: list[dict] = []
         # Fresh processes: no database connection or torch state inherited from this one.
-        from ..cli import configure_output
-
-        with worker_pool(jobs, mp.get_context("spawn"), setup=configure_output) as pool:
+        with worker_pool(jobs, pool_context(fresh=True), setup=configure_output) as pool:
             futures = [pool.submit(st.work, plan, k) for k in range(jobs)]
             try:
                 for future in as_completed(futures):
                     rows += future.result()
             except BaseException:
-                pids |= set(getattr(pool, "_processes", None) or {})
+                pids |= worker_pids(pool)
                 raise
         return rows
     except BaseException as err:
         import psutil
-
-        from ..errors import Interrupted
 
         stopped = isinstance(err, (KeyboardInterrupt, Interrupted))
         psutil.wait_procs([p for p in map(_process, pids - {os.getpid()}) if p], timeout=5)
@@ -236,7 +241,7 @@ def _write_results(record: SweepRecord, cfg: SweepConfig, studies: dict, facts: 
     from ..sweep import results as rs
     from ..sweep.space import describe, setup_of
     from ..sweep.studies import counts
-    from ..sweep.validation import loss_name, r2_vs_naive
+    from ..sweep.objective import loss_name, r2_vs_naive
 
     distribution = cfg.network.distribution
     loss = loss_name(distribution)

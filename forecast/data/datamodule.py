@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from sklearn.preprocessing import StandardScaler
 
-from .windows import Series, Split, make_inputs, make_targets, time_split
+from .windows import FeatureSeries, Split, make_inputs, make_targets, time_split
 
 
 class TensorBatches:
@@ -73,16 +73,16 @@ def training_rows(train_origins: np.ndarray, lookback: int) -> slice:
 
 
 class WindowDataModule(pl.LightningDataModule):
-    """Load in ``prepare_data`` (``source``: a Series, or a function that returns one); split, scale
+    """Load in ``prepare_data`` (``source``: a FeatureSeries, or a function that returns one); split, scale
     and window in ``setup``."""
 
-    def __init__(self, source: Series | Callable[[], Series], lookback: int, horizon: int, batch_size: int = 64,
+    def __init__(self, source: FeatureSeries | Callable[[], FeatureSeries], lookback: int, horizon: int, batch_size: int = 64,
                  split: Split | None = None, val_fraction: float = 0.15, test_fraction: float = 0.15,
                  seed: int = 0, scaler: WindowScaler | None = None, sequence: bool = False):
         super().__init__()
         self.source, self.lookback, self.horizon, self.batch_size = source, lookback, horizon, batch_size
         self.split, self.val_fraction, self.test_fraction, self.seed = split, val_fraction, test_fraction, seed
-        self.series: Series | None = source if isinstance(source, Series) else None
+        self.series: FeatureSeries | None = source if isinstance(source, FeatureSeries) else None
         self.scaler = copy.deepcopy(scaler) if scaler is not None else WindowScaler()
         self.sequence = sequence  # truncated BPTT: the training part as one ordered sequence
 

@@ -22,7 +22,7 @@ MIN_TRAIN, MIN_EVAL = 30, 5
 
 
 @dataclass(frozen=True)
-class Series:
+class FeatureSeries:
     """Model-ready daily arrays; row ``i`` is trading day ``dates[i]``."""
 
     dates: pd.DatetimeIndex      # [T]
@@ -52,7 +52,7 @@ def volatility_proxy(frame: pd.DataFrame, returns: np.ndarray) -> tuple[np.ndarr
     return np.abs(returns), "abs_return"
 
 
-def build_series(history: PriceHistory, target: str = "return", features: list[str] | tuple = ("returns",)) -> Series:
+def build_series(history: PriceHistory, target: str = "return", features: list[str] | tuple = ("returns",)) -> FeatureSeries:
     """Prices -> per-day features and target. The first day is dropped: it has no return."""
     frame = history.frame
     price = frame["adj_close"].to_numpy()
@@ -83,7 +83,7 @@ def build_series(history: PriceHistory, target: str = "return", features: list[s
     else:
         y = returns
     names = tuple(columns)
-    return Series(
+    return FeatureSeries(
         dates=frame.index[1:],
         features=np.column_stack([columns[n] for n in names]).astype(np.float64),
         feature_names=names,

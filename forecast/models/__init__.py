@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import ForecastError
 from .custom import is_dotted
-from .variant_specs import VARIANT_SPECS
+from .variants.specs import VARIANT_SPECS
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,14 @@ _ENTRIES = [
     ModelEntry("rnn", "network", "vanilla (Elman) RNN, tanh", cell="rnn"),
     ModelEntry("lstm", "network", "LSTM (torch.nn.LSTM, cuDNN on GPU)", cell="lstm"),
     ModelEntry("gru", "network", "GRU (torch.nn.GRU)", cell="gru"),
-    ModelEntry("naive", "baseline", "random walk: zero return / last volatility", baseline="NaiveForecaster"),
-    ModelEntry("mean", "baseline", "historical mean of the training targets", baseline="MeanForecaster"),
-    ModelEntry("ridge", "baseline", "ridge regression on the same lags", baseline="RidgeForecaster"),
-    ModelEntry("ewma", "baseline", "RiskMetrics EWMA volatility, lambda 0.94", ("volatility",), baseline="EwmaForecaster"),
-    ModelEntry("garch", "baseline", "GARCH(1,1) volatility (arch package)", ("volatility",), baseline="GarchForecaster"),
+    ModelEntry("naive", "baseline", "random walk: zero return / last volatility", baseline="NaiveBaseline"),
+    ModelEntry("mean", "baseline", "historical mean of the training targets", baseline="MeanBaseline"),
+    ModelEntry("ridge", "baseline", "ridge regression on the same lags", baseline="RidgeBaseline"),
+    ModelEntry("ewma", "baseline", "RiskMetrics EWMA volatility, lambda 0.94", ("volatility",), baseline="EwmaBaseline"),
+    ModelEntry("garch", "baseline", "GARCH(1,1) volatility (arch package)", ("volatility",), baseline="GarchBaseline"),
     ModelEntry("har", "baseline", "HAR volatility (Corsi 2009), in logs; on the return target a zero-mean "
                "distribution (normal, or --distribution's)",
-               ("return", "volatility"), baseline="HarForecaster", dist_baseline="HarDistribution"),
+               ("return", "volatility"), baseline="HarBaseline", dist_baseline="HarDistribution"),
     ModelEntry("riskmetrics", "baseline", "distribution: zero mean, EWMA volatility (lambda 0.94), normal",
                ("return",), dist_baseline="RiskMetrics"),
     ModelEntry("garch-t", "baseline", "distribution: GARCH(1,1) with Student-t innovations (arch package)",
@@ -80,3 +80,13 @@ def parse_models(names: list[str] | str, target: str | None = None) -> list[Mode
     if not entries:
         raise ForecastError(f"--models needs at least one name; valid models: {', '.join(REGISTRY)}")
     return entries
+
+
+def unique_models(names: list[str], echo=print) -> list[str]:
+    """Each model once, in order: a repeated name would count its forecast days twice."""
+    stripped = [n.strip() for n in names if n.strip()]
+    unique = list(dict.fromkeys(stripped))
+    repeated = sorted({n for n in unique if stripped.count(n) > 1})
+    if repeated:
+        echo(f"note: --models lists {', '.join(repeated)} more than once; each model runs once")
+    return unique

@@ -27,10 +27,10 @@ class _Baseline(RegressorMixin, BaseEstimator):
         return tuple(self.feature_names).index(name)
 
 
-class NaiveForecaster(_Baseline):
+class NaiveBaseline(_Baseline):
     """Random walk: a zero return; for volatility, the last observed value."""
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "NaiveForecaster":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "NaiveBaseline":
         self.n_features_in_ = X.shape[-1]
         return self
 
@@ -42,10 +42,10 @@ class NaiveForecaster(_Baseline):
         return np.zeros((len(X), self.horizon))
 
 
-class MeanForecaster(_Baseline):
+class MeanBaseline(_Baseline):
     """The training targets' historical mean, per horizon step."""
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "MeanForecaster":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "MeanBaseline":
         self.mean_ = np.asarray(y, dtype=np.float64).mean(axis=0)  # [H]
         return self
 
@@ -54,10 +54,10 @@ class MeanForecaster(_Baseline):
         return np.tile(self.mean_, (len(X), 1))
 
 
-class RidgeForecaster(_Baseline):
+class RidgeBaseline(_Baseline):
     """Ridge regression on the flattened window (all lags of all features), alpha by CV."""
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "RidgeForecaster":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "RidgeBaseline":
         self.model_ = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 15)))
         self.model_.fit(X.reshape(len(X), -1), y)
         return self
@@ -67,7 +67,7 @@ class RidgeForecaster(_Baseline):
         return np.asarray(self.model_.predict(X.reshape(len(X), -1))).reshape(len(X), -1)
 
 
-class EwmaForecaster(_Baseline):
+class EwmaBaseline(_Baseline):
     """RiskMetrics: ``s2_{t+1} = lam * s2_t + (1 - lam) * v_t^2`` on the volatility proxy ``v``.
 
     Run over the window; the weight left beyond the window (``lam^L``) goes to the
@@ -78,7 +78,7 @@ class EwmaForecaster(_Baseline):
         super().__init__(feature_names, target, horizon)
         self.lam = lam
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "EwmaForecaster":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "EwmaBaseline":
         self.n_features_in_ = X.shape[-1]
         return self
 
@@ -91,7 +91,7 @@ class EwmaForecaster(_Baseline):
         return np.repeat(np.sqrt(s2)[:, None], self.horizon, axis=1)  # flat term structure
 
 
-class GarchForecaster(_Baseline):
+class GarchBaseline(_Baseline):
     """GARCH(1,1) of the daily return (``arch`` package), fit on the training returns.
 
     Training windows come from consecutive origins, so the training return series is
@@ -102,7 +102,7 @@ class GarchForecaster(_Baseline):
     scaled by ``mean(target) / mean(in-sample forecast)`` over the training windows.
     """
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "GarchForecaster":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "GarchBaseline":
         from arch import arch_model
 
         r = X[:, :, self._column("returns")].astype(np.float64)
@@ -131,7 +131,7 @@ class GarchForecaster(_Baseline):
 HAR_DAYS = (1, 5, 22)   # today, the last week, the last month
 
 
-class HarForecaster(_Baseline):
+class HarBaseline(_Baseline):
     """HAR (Corsi, 2009) in logs: tomorrow's volatility on today's, the last week's and the last month's.
 
     ``log v_(t+h) = b0 + b_d log v_t + b_w log mean(v_(t-4..t)) + b_m log mean(v_(t-21..t)) + e``, one
@@ -150,7 +150,7 @@ class HarForecaster(_Baseline):
         v = np.maximum(np.asarray(X[:, :, self._column(self.column)], dtype=np.float64), self.floor_)   # [N, L]
         return np.column_stack([np.ones(len(v))] + [np.log(v[:, -days:].mean(axis=1)) for days in HAR_DAYS])
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "HarForecaster":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "HarBaseline":
         v = np.asarray(X[:, :, self._column(self.column)], dtype=np.float64)
         positive = v[v > 0]
         self.floor_ = 0.05 * float(np.median(positive)) if positive.size else 1e-8

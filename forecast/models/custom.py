@@ -72,3 +72,11 @@ def build_cell(path: str, input_size: int, hidden_size: int, num_layers: int, dr
         raise ForecastError(f"--model {path}: forward must return (out [B, L, hidden_size], state) like "
                             f"torch.nn.LSTM(batch_first=True); expected out of shape {list(shape)}, got {got}")
     return cell
+
+
+def check_custom_cells(entries, n_features: int, network, lookback: int) -> None:
+    """Build each user cell of ``entries`` once on a tiny batch (``network``: the shared network settings):
+    a broken one is a one-line error before any run opens."""
+    for entry in entries:
+        if entry.custom:
+            build_cell(entry.cell, n_features, network.hidden_size, network.num_layers, network.dropout, lookback)

@@ -24,9 +24,9 @@ from scipy import signal, stats
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ..distributions import Distribution
+from ..stats.distributions import Distribution
 from ..errors import ForecastError
-from .baselines import HAR_DAYS, HarForecaster
+from .baselines import HAR_DAYS, HarBaseline
 
 PERCENT = 100.0   # arch's optimiser prefers returns in percent
 
@@ -118,7 +118,7 @@ class HistoricalSimulation(_DistributionBaseline):
 
 class HarDistribution(_DistributionBaseline):
     """Zero mean and the standard deviation ``k * v_hat``, ``v_hat`` HAR's forecast of the volatility proxy
-    (``HarForecaster``), normal or Student t. ``k`` (and the t's degrees of freedom) are fitted by maximum
+    (``HarBaseline``), normal or Student t. ``k`` (and the t's degrees of freedom) are fitted by maximum
     likelihood to the training returns divided by HAR's in-sample forecasts: the proxy (the high-low
     range) misses the overnight move, so its level differs from the return's standard deviation."""
 
@@ -141,7 +141,7 @@ class HarDistribution(_DistributionBaseline):
             raise ForecastError(f"har needs at least {days + h + 30} training days, got {len(returns)}")
         X = self._windows(proxy, origins)
         targets = sliding_window_view(np.asarray(proxy, dtype=np.float64), h)[origins + 1]           # [N, H]
-        self.har_ = HarForecaster(("volatility",), "volatility", h).fit(X, targets)
+        self.har_ = HarBaseline(("volatility",), "volatility", h).fit(X, targets)
         z = np.asarray(returns, dtype=np.float64)[origins + 1] / self.har_.predict(X)[:, 0]        # [N]
         if self.family == "student-t":
             df, _, scale = stats.t.fit(z, floc=0)

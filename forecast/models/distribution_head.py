@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..distributions import PARAMETERS      # P: mean, sd (, df)
+from ..stats.distributions import PARAMETERS  # P: mean, sd (, df)
 
 SD_FLOOR = 1e-3                              # scaled units: a thousandth of the target's training sd
 DF_FLOOR = 2.1                               # sd / scale = sqrt(df / (df - 2)) stays below 4.6

@@ -11,11 +11,10 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..config import NetworkConfig
 from .chrono import chrono_bias
 from .custom import build_cell, is_dotted
 from .distribution_head import DistributionHead, combine_members
-from .variants import make_variant
+from .variants.cells import make_variant
 
 TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -54,7 +53,8 @@ class NetShape:
     distribution: str | None = None   # None: a point forecast; "normal" / "student-t": a distribution head
 
     @classmethod
-    def of(cls, cell: str, input_size: int, horizon: int, network: NetworkConfig) -> "NetShape":
+    def of(cls, cell: str, input_size: int, horizon: int, network) -> "NetShape":
+        """The shape that ``network`` (``forecast.config.NetworkSettings``, read by its fields) asks for."""
         return cls(cell, input_size, horizon, network.hidden_size, network.num_layers, network.dropout,
                    network.distribution)
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import DataConfig, RunConfig, SweepConfig
+from ..config.settings import DataSettings, RunConfig, SweepConfig
 from ..errors import ForecastError
-from ..report import pyplot, save_figure
-from ..settings_io import resolve, to_yaml
-from ..walkforward import ModelSetup
+from ..report.figures import pyplot, save_figure
+from ..config.yaml_io import resolve, to_yaml
+from ..engine.walkforward import ModelSetup
 from .space import describe
 
 SWEEP_FILE = "sweep.json"
@@ -52,7 +52,7 @@ def best_trial(study):
     return min(complete, key=lambda t: (t.value, t.number)) if complete else None
 
 
-def data_facts(data: DataConfig) -> dict[str, str]:
+def data_facts(data: DataSettings) -> dict[str, str]:
     """The data a sweep tunes on, as its studies and ``sweep.json`` keep it: a backtest --from-sweep must match."""
     return {"source": data.source_name, "target": data.target, "horizon": str(data.horizon),
             "features": ",".join(data.features)}

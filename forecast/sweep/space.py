@@ -3,7 +3,7 @@
 Every dimension is sampled in every trial (dropout too, though it only acts with two or more
 layers), so that importance evaluators see one search space without conditional parameters.
 Everything the space does not vary comes from the sweep's ``train``/``network`` settings, that is
-from the one training recipe of ``TrainConfig``: the sweep has no training defaults of its own.
+from the one training recipe of ``TrainSettings``: the sweep has no training defaults of its own.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..config import SEARCHED, SPACE_FAMILIES, NetworkConfig, SearchSpace, TrainConfig
+from ..config.settings import SEARCHED, SPACE_FAMILIES, NetworkSettings, SearchSpace, TrainSettings
 from ..models import ModelEntry
-from ..walkforward import ModelSetup
+from ..engine.walkforward import ModelSetup
 
 LOG_SCALE = ("lr_range", "weight_decay_range")
 
@@ -38,7 +38,7 @@ def suggest(trial, space: SearchSpace) -> dict[str, Any]:
     return params
 
 
-def setup_of(params: dict[str, Any], network: NetworkConfig, train: TrainConfig) -> ModelSetup:
+def setup_of(params: dict[str, Any], network: NetworkSettings, train: TrainSettings) -> ModelSetup:
     """The settings a trial's values give: the sweep's own settings with the sampled ones replaced."""
     sections: dict[str, dict[str, Any]] = {"data": {}, "network": {}, "train": {}}
     for section, name in SEARCHED.values():

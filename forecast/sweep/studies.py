@@ -26,11 +26,11 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .. import store
+from ..tracking import store
 from ..errors import ForecastError
 from ..models import ModelEntry
 from .trial_runs import WORKER_ATTR, TrialRuns, end_trial_run
-from .validation import Evaluation, Objective
+from .objective import Evaluation, Objective
 
 FACT = "forecast."      # prefix of the studies' user attributes
 

@@ -14,20 +14,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import store, tracking
+from ..tracking import store, runs as tracking
 
 TAG_PARENT = "mlflow.parentRunId"
 KIND_SWEEP, KIND_TRIAL = "sweep", "sweep-trial"
 WORKER_ATTR = "forecast.worker"             # a trial's user attribute: who runs it (host, pid, start) and its MLflow run
 RUN_KEY = "mlflow_run"
 PARENT_ATTR = "forecast.mlflow_parent_run"  # a study's user attribute: the sweep's parent run
-
-
-def _client():
-    tracking._mlflow()
-    import mlflow
-
-    return mlflow.MlflowClient()
 
 
 @dataclass
@@ -45,7 +38,7 @@ class TrialRuns:
     @property
     def client(self):
         if self._client is None:
-            self._client = _client()
+            self._client = tracking.client()
         return self._client
 
     def start(self, model: str, study: str, trial, params: dict[str, Any]) -> str:
@@ -84,7 +77,7 @@ def end_trial_run(study, trial, status: str, reason: str) -> None:
     The trial names its run; a worker killed between creating the run and naming it leaves it to be
     found by its tags (the sweep's parent run, the study and the trial number) in the parent's experiment,
     where every trial run is made."""
-    client = _client()
+    client = tracking.client()
     run_id = trial.user_attrs.get(WORKER_ATTR, {}).get(RUN_KEY)
     parent = study.user_attrs.get(PARENT_ATTR)
     try:
@@ -112,7 +105,7 @@ def open_parent(studies: list, experiment: str, run_name: str, tags: dict[str, s
     import mlflow
 
     tracking.open_store()
-    client = _client()
+    client = tracking.client()
     deadline = time.time() + wait
     while True:
         known = [s.user_attrs.get(PARENT_ATTR) for s in studies]

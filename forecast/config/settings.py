@@ -1,0 +1,433 @@
+"""Typed settings of every command: dataclasses with a default and a one-line doc per field.
+
+One owner for every setting. Allowed values are declared once, as ``Literal`` types
+(and ``list[...]`` of them); ``--help``, YAML files and flags all read them from here.
+The YAML files in ``configs/`` mirror the sections (``data:``, ``network:``,
+``train:``, ``backtest:``, ...) plus a few top-level keys; every field is also a flag
+(``lookback`` -> ``--lookback``). Precedence: defaults < YAML < flags. Unknown keys are
+errors that name the key; ``--print-config`` prints the resolved settings as YAML that
+``--config`` reads back unchanged.
+
+Import-light on purpose: ``forecast --help`` loads this module, not torch.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import typing
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any, Literal
+
+from ..data.tickers import check_ticker
+from ..errors import ForecastError
+from ..models import get_entry, parse_models
+from .yaml_io import flag_name, option, require
+
+Target = Literal["return", "volatility"]
+Feature = Literal["returns", "range", "volume"]
+SyntheticKind = Literal["rw", "ar2", "longmem", "tar", "garch"]
+Window = Literal["expanding", "rolling"]
+Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu"]   # Lightning's names
+DistributionFamily = Literal["normal", "student-t"]
+DEFAULT_QUANTILES = [0.01, 0.05, 0.5, 0.95, 0.99]
+Sampler = Literal["random", "tpe"]
+
+
+@dataclass
+class DataSettings:
+    ticker: str = option("^GSPC", "Yahoo Finance ticker to forecast (a name such as ^GSPC, never a path)")
+    csv: str | None = option(None, "read prices from this CSV (Date, Close and/or Adj Close, optional Open/High/Low/Volume) instead of downloading")
+    date_format: str | None = option(None, "how the CSV writes dates, e.g. %d/%m/%Y (default: YYYY-MM-DD, or a form that reads one way only)")
+    synthetic: SyntheticKind | None = option(None, "use a simulated series with a known best error instead of market data")
+    synthetic_length: int = option(3000, "number of days of the simulated series")
+    synthetic_noise: float = option(0.01, "standard deviation of the simulated series' noise (its best possible RMSE)")
+    synthetic_lag: int = option(40, "longmem only: the lag L in r_t = 0.8 r_(t-L) + e_t")
+    synthetic_seed: int = option(0, "seed of the simulated series")
+    offline: bool = option(False, "do not try to download: use the cache, else the bundled history")
+    cache_dir: str | None = option(None, "download cache folder (default: $FORECAST_CACHE_DIR or ~/.cache/forecast)")
+    target: Target = option("return", "what to forecast: next day's log return, or its volatility proxy")
+    features: list[Feature] = option(["returns"], "input features: returns, range (log high/low), volume (log volume change)")
+    lookback: int = option(30, "days of history in each input window")
+    horizon: int = option(1, "days ahead to forecast (more than 1: one output per day, direct multi-output)")
+    val_fraction: float = option(0.15, "share of windows for validation (taken just before the test part)")
+    test_fraction: float = option(0.15, "share of windows for the test part (the most recent ones)")
+
+    def __post_init__(self) -> None:
+        if self.csv is None and self.synthetic is None:
+            self.ticker = check_ticker(self.ticker)
+        require(self.synthetic_length >= 100, "synthetic_length", self.synthetic_length, "must be at least 100")
+        require(self.synthetic_noise > 0, "synthetic_noise", self.synthetic_noise, "must be positive")
+        require(self.synthetic_lag >= 1, "synthetic_lag", self.synthetic_lag, "must be at least 1")
+        require(self.synthetic_seed >= 0, "synthetic_seed", self.synthetic_seed, "must be >= 0")
+        require("returns" in self.features, "features", ",".join(self.features), "must include returns")
+        self.features = list(dict.fromkeys(self.features))
+        require(self.lookback >= 2, "lookback", self.lookback, "must be at least 2")
+        require(self.horizon >= 1, "horizon", self.horizon, "must be at least 1")
+        require(0 < self.val_fraction < 0.5, "val_fraction", self.val_fraction, "must be between 0 and 0.5")
+        require(0 < self.test_fraction < 0.5, "test_fraction", self.test_fraction, "must be between 0 and 0.5")
+
+    @property
+    def source_name(self) -> str:
+        """Name of the data set: the ticker, the CSV's stem, or the simulation."""
+        from pathlib import Path
+
+        if self.synthetic:
+            return f"synthetic-{self.synthetic}"
+        if self.csv:
+            return Path(self.csv).stem
+        return self.ticker
+
+
+@dataclass
+class NetworkSettings:
+    hidden_size: int = option(64, "units per recurrent layer")
+    num_layers: int = option(1, "stacked recurrent layers")
+    dropout: float = option(0.0, "dropout between recurrent layers (needs num_layers > 1)")
+    chrono: bool = option(True, "chrono initialisation of LSTM/GRU gate biases: memory time scales up to --lookback steps")
+    distribution: DistributionFamily | None = option(None, "forecast a distribution of the return, not only a point: the head outputs location and scale (and degrees of freedom), trained by negative log-likelihood (return target only)")
+
+    def __post_init__(self) -> None:
+        require(self.hidden_size >= 1, "hidden_size", self.hidden_size, "must be at least 1")
+        require(self.num_layers >= 1, "num_layers", self.num_layers, "must be at least 1")
+        require(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
+
+
+@dataclass
+class TrainSettings:
+    """The one training recipe: every command that trains a network uses these defaults."""
+
+    max_epochs: int = option(100, "upper bound on training epochs (early stopping usually ends far sooner)")
+    batch_size: int = option(64, "windows per gradient step")
+    learning_rate: float = option(3e-3, "Adam learning rate")
+    weight_decay: float = option(0.0, "Adam weight decay (L2)")
+    patience: int = option(10, "epochs without validation improvement before early stopping (best weights are kept)")
+    gradient_clip: float = option(1.0, "clip the gradient norm to this value (0: off)")
+    seed: int = option(42, "random seed: same seed, same data -> same CPU result")
+    seeds: list[int] = option([], "train each network once per seed and forecast with their mean (a seed ensemble); overrides --seed")
+    accelerator: Accelerator = option("auto", "where networks train, as Lightning names it: auto (a GPU where there is one), cpu, gpu, ...")
+    devices: str = option("1", "devices per training, passed to Lightning unchanged: a count, a list such as 0,1, -1 or auto")
+    strategy: str = option("auto", "Lightning's training strategy, passed unchanged (auto, ddp, fsdp, ...)")
+    tbptt_k1: int = option(0, "truncated BPTT: run statefully over the training series, update the weights every K1 steps (0: windowed training)")
+    tbptt_k2: int = option(0, "truncated BPTT: backpropagate K2 steps at each update (default: K1)")
+
+    def __post_init__(self) -> None:
+        require(self.tbptt_k1 >= 0, "tbptt_k1", self.tbptt_k1, "must be >= 0")
+        require(self.tbptt_k2 >= 0, "tbptt_k2", self.tbptt_k2, "must be >= 0")
+        require(self.tbptt_k1 > 0 or self.tbptt_k2 == 0, "tbptt_k2", self.tbptt_k2, "needs --tbptt-k1 too")
+        require(self.max_epochs >= 1, "max_epochs", self.max_epochs, "must be at least 1")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "must be at least 1")
+        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be positive")
+        require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
+        require(self.patience >= 1, "patience", self.patience, "must be at least 1")
+        require(self.gradient_clip >= 0, "gradient_clip", self.gradient_clip, "must be >= 0")
+        require(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        require(all(s >= 0 for s in self.seeds), "seeds", self.seeds, "must all be >= 0")
+        self.seeds = list(dict.fromkeys(self.seeds))
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds to train with: ``--seeds``, else the one ``--seed``."""
+        return list(self.seeds) or [self.seed]
+
+
+@dataclass
+class OutputSettings:
+    """Where a command's results go: its output folder and its MLflow run."""
+
+    out: str | None = option(None, "folder for this run's files: new, empty, or an earlier output (default: a new folder under runs/)")
+    overwrite: bool = option(False, "replace the earlier output found in --out (only the files its manifest.json lists)")
+    experiment: str | None = option(None, "MLflow experiment name (default: forecast/<ticker or data source>)")
+    track: bool = option(True, "log the run to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
+
+
+@dataclass
+class RunConfig(OutputSettings):
+    """What every command that trains on market data shares: data, network, training, and where results go."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    quantiles: list[float] = option(DEFAULT_QUANTILES, "quantile levels written for distribution forecasts (columns q01, q05, ...)")
+
+    def __post_init__(self) -> None:
+        require(bool(self.quantiles) and all(0 < q < 1 for q in self.quantiles), "quantiles", self.quantiles,
+                "needs levels between 0 and 1 (exclusive)")
+        self.quantiles = sorted(set(self.quantiles))
+        check_distribution(self.network, self.data)
+
+
+def check_distribution(network: NetworkSettings, data: DataSettings) -> None:
+    if network.distribution and data.target == "volatility":
+        raise ForecastError(f"--distribution {network.distribution} forecasts the return's distribution; "
+                            f"it cannot be used with --target volatility")
+
+
+@dataclass
+class FitConfig(RunConfig):
+    """`forecast fit`: one model, one time-ordered split."""
+
+    model: str = option("lstm", "model name from the registry (see `forecast models`) or your own cell as module:Class")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        get_entry(self.model, self.data.target)   # an unknown name or target: one line, before any import of torch
+
+
+@dataclass
+class BacktestSettings:
+    models: list[str] = option(["rnn", "lstm", "gru", "naive", "mean", "ridge"],
+                               "models to compare (see `forecast models`; your own cell as module:Class); naive is always added")
+    test_start: str | None = option(None, "first day forecast, YYYY-MM-DD (default: the last quarter of the data)")
+    refit_every: int = option(252, "trading days per fold: every model is refit before each fold (252: about a year)")
+    window: Window = option("expanding", "training data of a fold: all days before it, or the last --train-length days")
+    train_length: int = option(2520, "rolling window only: training windows per fold (validation included)")
+    warm_start: bool = option(False, "start each fold's network from the previous fold's weights (faster refits)")
+    cost_bps: float = option(1.0, "trading cost in basis points per unit of turnover")
+    jobs: int = option(1, "worker processes for the folds (results do not depend on it)")
+    from_sweep: str | None = option(None, "a `forecast sweep` folder: its networks each with its best settings (best/<model>.yaml) next to the baselines of --models")
+
+    def __post_init__(self) -> None:
+        require(bool(self.models), "models", self.models, "needs at least one model")
+        require(self.refit_every >= 5, "refit_every", self.refit_every, "must be at least 5 days")
+        require(self.train_length >= 50, "train_length", self.train_length, "must be at least 50")
+        require(self.cost_bps >= 0, "cost_bps", self.cost_bps, "must be >= 0")
+        require(self.jobs >= 1, "jobs", self.jobs, "must be at least 1")
+        if self.test_start is not None:
+            self.test_start = check_date("test_start", self.test_start)
+
+
+@dataclass
+class BacktestConfig(RunConfig):
+    """`forecast backtest`: several models, walk-forward folds."""
+
+    backtest: BacktestSettings = field(default_factory=BacktestSettings)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        parse_models(self.backtest.models, self.data.target)
+
+
+@dataclass
+class DiagnoseSettings:
+    models: list[str] = option(["rnn", "lstm", "gru"], "recurrent models to compare")
+    n_windows: int = option(256, "validation windows averaged over")
+
+    def __post_init__(self) -> None:
+        require(bool(self.models), "models", self.models, "needs at least one model")
+        require(self.n_windows >= 1, "n_windows", self.n_windows, "must be at least 1")
+
+
+@dataclass
+class DiagnoseConfig(RunConfig):
+    """`forecast diagnose gradients`."""
+
+    data: DataSettings = field(default_factory=lambda: DataSettings(lookback=50))
+    diagnose: DiagnoseSettings = field(default_factory=DiagnoseSettings)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.network.distribution is None, "distribution", self.network.distribution,
+                "is not used by diagnose gradients (it follows a point forecast's gradient)")
+        if any(e.kind != "network" for e in parse_models(self.diagnose.models)):
+            raise ForecastError("--models: gradient flow needs recurrent models, not baselines")
+
+
+@dataclass
+class BenchSettings:
+    models: list[str] = option(["rnn", "lstm", "gru", "ridge"], "models (any from the registry, e.g. lstm-cifg)")
+    series: list[SyntheticKind] = option(["rw", "ar2", "longmem"], "simulated series")
+    synthetic_lag: list[int] = option([40], "longmem only: the lags L in r_t = 0.8 r_(t-L) + e_t, one run per lag")
+    synthetic_length: int = option(6000, "days of each simulated series")
+    synthetic_noise: float = option(0.01, "standard deviation of the noise (the best possible RMSE)")
+    lookback: int | None = option(None, "days in each input window (default: the largest lag + 10)")
+
+    def __post_init__(self) -> None:
+        require(bool(self.models), "models", self.models, "needs at least one model")
+        require(bool(self.series), "series", self.series, "needs at least one series")
+        require(bool(self.synthetic_lag) and min(self.synthetic_lag) >= 1, "synthetic_lag", self.synthetic_lag,
+                "must list lags of at least 1")
+        require(self.synthetic_length >= 100, "synthetic_length", self.synthetic_length, "must be at least 100")
+        require(self.synthetic_noise > 0, "synthetic_noise", self.synthetic_noise, "must be positive")
+        require(self.lookback is None or self.lookback >= 2, "lookback", self.lookback, "must be at least 2")
+
+    @property
+    def window(self) -> int:
+        """The lookback: given, else the largest lag + 10 (every lag fits inside the window)."""
+        return self.lookback or max(self.synthetic_lag) + 10
+
+
+@dataclass
+class BenchConfig(OutputSettings):
+    """`forecast bench`: models on simulated series with a known best possible error."""
+
+    experiment: str | None = option("forecast/bench", "MLflow experiment name")
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    bench: BenchSettings = field(default_factory=BenchSettings)
+
+    def __post_init__(self) -> None:
+        parse_models(self.bench.models, "return")
+
+
+@dataclass
+class PredictConfig:
+    """`forecast predict`: the next trading day from a logged model and the latest data."""
+
+    ticker: str = option("^GSPC", "ticker whose latest fit run to use")
+    csv: str | None = option(None, "take the latest data from this CSV instead of downloading")
+    date_format: str | None = option(None, "how the CSV writes dates, e.g. %d/%m/%Y (default: YYYY-MM-DD, or a form that reads one way only)")
+    run_id: str | None = option(None, "MLflow run id of the model (default: the newest finished fit of the ticker)")
+    offline: bool = option(False, "do not try to download; use the cache or the bundled data")
+    cache_dir: str | None = option(None, "download cache folder")
+    model: str | None = option(None, "a run of your own cell: name its class again (module:Class) to allow importing it")
+    allow_pickle: bool = option(False, "load a run logged by an older version as a pickle (runs code from the store: only if you trust it)")
+
+    def __post_init__(self) -> None:
+        if self.csv is None:
+            self.ticker = check_ticker(self.ticker)
+
+
+@dataclass
+class CompareConfig:
+    """`forecast compare`: a leaderboard across stored backtests."""
+
+    ticker: str | None = option(None, "only runs of this ticker (or data source)")
+    experiment: str | None = option(None, "only this MLflow experiment")
+    metric: str = option("r2_oos", "metric to rank by")
+
+
+# ---------------------------------------------------------------- sweep
+
+# What a sweep varies: search-space field -> (section, setting) it sets in each trial.
+SEARCHED: dict[str, tuple[str, str]] = {
+    "lr_range": ("train", "learning_rate"), "weight_decay_range": ("train", "weight_decay"),
+    "batch_sizes": ("train", "batch_size"), "gradient_clips": ("train", "gradient_clip"),
+    "hidden_sizes": ("network", "hidden_size"), "layer_counts": ("network", "num_layers"),
+    "dropout_range": ("network", "dropout"), "lookbacks": ("data", "lookback"),
+}
+
+
+@dataclass
+class SearchSpace:
+    """The hyperparameters a sweep samples: ``*_range`` is LOW,HIGH (learning rate and weight decay
+    log-uniform, dropout uniform); a plural name lists the values to choose from. One value (or LOW = HIGH)
+    fixes a dimension. The defaults keep a trial around a minute on 2 cores with the recipe's epoch cap."""
+
+    lr_range: list[float] = option([1e-4, 1e-2], "Adam learning rate: LOW,HIGH, sampled log-uniformly")
+    weight_decay_range: list[float] = option([1e-7, 1e-3], "Adam weight decay: LOW,HIGH, sampled log-uniformly")
+    dropout_range: list[float] = option([0.0, 0.5], "dropout between layers: LOW,HIGH, sampled uniformly (used with 2+ layers)")
+    hidden_sizes: list[int] = option([16, 32, 64], "units per recurrent layer to choose from (128 x 2 layers: minutes per fold on one core)")
+    layer_counts: list[int] = option([1, 2], "numbers of stacked layers to choose from")
+    lookbacks: list[int] = option([10, 20, 40], "input window lengths (days) to choose from")
+    batch_sizes: list[int] = option([64, 128, 256], "batch sizes to choose from")
+    gradient_clips: list[float] = option([0.5, 1.0, 5.0], "gradient-norm clips to choose from (0: off)")
+
+    def __post_init__(self) -> None:
+        for name in ("lr_range", "weight_decay_range", "dropout_range"):
+            values = getattr(self, name)
+            require(len(values) == 2 and values[0] <= values[1], name, values, "must be LOW,HIGH with LOW <= HIGH")
+        require(self.lr_range[0] > 0, "lr_range", self.lr_range, "must be positive (sampled log-uniformly)")
+        require(self.weight_decay_range[0] > 0, "weight_decay_range", self.weight_decay_range,
+                "must be positive (sampled log-uniformly; a tiny LOW such as 1e-8 is as good as none)")
+        require(0 <= self.dropout_range[0] and self.dropout_range[1] < 1, "dropout_range", self.dropout_range,
+                "must lie in [0, 1)")
+        for name, low in (("hidden_sizes", 1), ("layer_counts", 1), ("lookbacks", 2), ("batch_sizes", 1),
+                          ("gradient_clips", 0)):
+            values = getattr(self, name)
+            require(bool(values) and min(values) >= low, name, values, f"must list values of at least {low}")
+            setattr(self, name, sorted(set(values)))
+
+
+# A model family's changes to the shared space, from YAML only (space_rnn, space_lstm, space_gru): each key of
+# the space, None = the shared value.
+SpaceChanges = make_dataclass("SpaceChanges", [
+    (f.name, typing.get_type_hints(SearchSpace)[f.name] | None, field(default=None, metadata=f.metadata))
+    for f in fields(SearchSpace)])
+SpaceChanges.__doc__ = "One model family's changes to the shared search space (YAML only); None keeps the shared value."
+SPACE_FAMILIES = ("rnn", "lstm", "gru")   # the LSTM variants search the LSTM's space; your own cells the shared one
+
+
+def _changes() -> Any:
+    return field(default_factory=SpaceChanges, metadata={"yaml_only": True})
+
+
+@dataclass
+class SweepSettings:
+    models: list[str] = option(["lstm", "gru", "rnn"], "networks to tune, one study each (see `forecast models`; your own cell as module:Class)")
+    trials: int = option(20, "finished (complete or pruned) trials per model's study, counted over every worker on every machine; run again with more to add trials")
+    sampler: Sampler = option("random", "random: complete trials, for importances (Greff et al.); tpe: find the best, pruning bad trials")
+    test_start: str | None = option(None, "first day of the held-out test period the sweep never sees, YYYY-MM-DD (default: the study's, else the last quarter of the data)")
+    val_folds: int = option(3, "walk-forward validation folds before --test-start that score each trial")
+    fold_days: int = option(252, "trading days per validation fold (each refit on everything before it)")
+    storage: str | None = option(None, "Optuna storage URL, e.g. postgresql://user@host/db for many machines (default: sqlite in --out)")
+    study: str | None = option(None, "study name; each model's study is <study>-<model>-<target> (default: the ticker or data source)")
+    jobs: int = option(1, "local worker processes, each running trials one after another")
+    timeout: float | None = option(None, "seconds after which no new trial starts (default: none)")
+    heartbeat: int = option(30, "seconds between a running trial's heartbeats in the storage")
+    grace_period: int = option(600, "seconds without a heartbeat before a trial counts as dead, is failed and retried (a short one fails live trials)")
+    max_retries: int = option(2, "times a dead worker's trial is retried")
+
+    def __post_init__(self) -> None:
+        require(bool(self.models), "models", self.models, "needs at least one model")
+        require(self.trials >= 1, "trials", self.trials, "must be at least 1")
+        require(self.val_folds >= 1, "val_folds", self.val_folds, "must be at least 1")
+        require(self.fold_days >= 5, "fold_days", self.fold_days, "must be at least 5")
+        require(self.jobs >= 1, "jobs", self.jobs, "must be at least 1")
+        require(self.timeout is None or self.timeout > 0, "timeout", self.timeout, "must be positive")
+        require(self.heartbeat >= 1, "heartbeat", self.heartbeat, "must be at least 1 second")
+        require(self.grace_period > self.heartbeat, "grace_period", self.grace_period,
+                f"must be longer than --heartbeat ({self.heartbeat}s)")
+        require(self.max_retries >= 0, "max_retries", self.max_retries, "must be >= 0")
+        require(self.storage is None or re.match(r"^[a-z][a-z0-9+]*://", self.storage) is not None, "storage",
+                self.storage, "must be a database URL such as sqlite:///study.db or postgresql://user@host/db")
+        require(self.study is None or re.fullmatch(r"[\w^.=@-]{1,100}", self.study) is not None, "study", self.study,
+                "must be up to 100 letters, digits or ^ . = @ _ -")
+        if self.test_start is not None:
+            self.test_start = check_date("test_start", self.test_start)
+
+
+@dataclass
+class SweepConfig:
+    """`forecast sweep`: each network tuned by walk-forward validation before the test period, tracked in MLflow."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
+    space: SearchSpace = field(default_factory=SearchSpace)
+    space_rnn: SpaceChanges = _changes()
+    space_lstm: SpaceChanges = _changes()
+    space_gru: SpaceChanges = _changes()
+    out: str | None = option(None, "this sweep's folder, reused by every run of it (default: runs/sweep-<study>)")
+    experiment: str | None = option(None, "MLflow experiment name (default: forecast/<ticker or data source>)")
+    track: bool = option(True, "log the sweep and every trial to MLflow (MLFLOW_TRACKING_URI, else ./mlflow.db and ./mlruns)")
+
+    def __post_init__(self) -> None:
+        check_distribution(self.network, self.data)
+        defaults = {"data": DataSettings(), "network": NetworkSettings(), "train": TrainSettings()}
+        for key, (section, name) in SEARCHED.items():
+            if getattr(getattr(self, section), name) != getattr(defaults[section], name):
+                raise ForecastError(f"{flag_name(name)} is what the sweep searches; set its range with "
+                                    f"{flag_name(key)} instead")
+        for family in SPACE_FAMILIES:
+            self.space_for(family)
+
+    def space_for(self, family: str | None) -> SearchSpace:
+        """The search space of a model family (rnn, lstm, gru; None: the shared one)."""
+        if family is None:
+            return self.space
+        changes = {k: v for k, v in vars(getattr(self, f"space_{family}")).items() if v is not None}
+        try:
+            return SearchSpace(**{**vars(self.space), **changes})
+        except ForecastError as err:
+            raise ForecastError(f"space_{family}: {err}") from None
+
+
+def check_date(name: str, value: Any) -> str:
+    """A calendar date ``YYYY-MM-DD`` (YAML may hand over a ``date``)."""
+    try:
+        return datetime.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise ForecastError(f"{flag_name(name)} must be a date YYYY-MM-DD, got {value!r}") from None
+

@@ -1,0 +1,190 @@
+"""Walk-forward folds: refit every model (and its scaler) on data strictly before each fold.
+
+A fold is a block of ``refit_every`` consecutive forecast days. Its training origins
+are those whose targets all fall before the fold's first target day (``purged``), all
+of them (expanding) or the last ``train_length`` (rolling); its validation part is
+carved from the end of that training data. Every day of the fold is forecast in one
+batched pass. Work units (a model on a fold; or, with warm starts, a network across
+all folds in order) run in worker processes; each is seeded the same way whatever
+the number of workers, so results do not depend on ``--jobs``.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import as_completed
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..config.settings import BacktestSettings, NetworkSettings, TrainSettings
+from ..data.windows import MIN_EVAL, MIN_TRAIN, FeatureSeries, Split, carve_validation, forecastable_origins, purged
+from ..stats.distributions import Distribution
+from ..errors import ForecastError
+from .forecasters import FitContext, SeedEnsemble, make_forecaster
+from ..models import ModelEntry
+from .workers import cap_jobs, pool_context, worker_pool
+
+
+@dataclass(frozen=True)
+class Fold:
+    number: int            # 1-based in a backtest; 0 for the single split of `fit`
+    split: Split           # train / val origins before the fold; test = the fold's origins
+
+
+def first_test_origin(series: FeatureSeries, origins: np.ndarray, test_start: str | None) -> int:
+    """Index into ``origins`` of the first origin whose forecast day is on or after ``test_start``."""
+    if test_start is None:
+        return int(len(origins) * 0.75)
+    days = series.target_dates(origins)
+    start = pd.Timestamp(test_start)
+    if start <= days[0] or start > days[-1]:
+        raise ForecastError(f"--test-start {start:%Y-%m-%d} is outside the forecastable days of the data "
+                            f"({days[0]:%Y-%m-%d} to {days[-1]:%Y-%m-%d}); pick a date in between")
+    return int(np.searchsorted(days, start))
+
+
+def make_folds(series: FeatureSeries, lookback: int, horizon: int, settings: BacktestSettings,
+               val_fraction: float = 0.15) -> list[Fold]:
+    origins = forecastable_origins(len(series), lookback, horizon)
+    first = first_test_origin(series, origins, settings.test_start)
+    folds = []
+    for number, start in enumerate(range(first, len(origins), settings.refit_every), 1):
+        test = origins[start:start + settings.refit_every]
+        before = purged(origins[:start], test[0], horizon)
+        if settings.window == "rolling":
+            before = before[-settings.train_length:]
+        train, val = carve_validation(before, min(len(before), max(MIN_EVAL, int(round(len(before) * val_fraction)))),
+                                      horizon)
+        if len(train) < MIN_TRAIN or len(val) < MIN_EVAL:
+            day = series.target_dates(test[:1])[0]
+            raise ForecastError(
+                f"fold {number} (from {day:%Y-%m-%d}) has only {len(train)} training and {len(val)} validation "
+                f"windows of --lookback {lookback}: too short; use a later --test-start, a shorter --lookback "
+                f"or a longer --train-length")
+        folds.append(Fold(number, Split(train, val, test)))
+    return folds
+
+
+@dataclass(frozen=True)
+class ModelSetup:
+    """A network's own settings (a sweep's best, say), instead of the ones every model shares. Folds are made
+    with the longest lookback in play, so every model trains on the same days and forecasts the same days."""
+
+    network: NetworkSettings
+    train: TrainSettings
+    lookback: int
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A piece of work for one process: one model over one fold, or over several folds in order."""
+
+    entry: ModelEntry
+    folds: tuple[Fold, ...]
+    warm_start: bool
+    setup: ModelSetup | None = None    # None: the settings shared by all models
+
+
+@dataclass
+class UnitResult:
+    model: str
+    fold: int
+    forecasts: np.ndarray   # [N, H]
+    seconds: float
+    epochs: int
+    history: list
+    by_seed: dict[int, np.ndarray] | None = None   # seed ensembles: each seed's forecasts [N, H]
+    distribution: Distribution | None = None       # distribution forecasts: their mean is ``forecasts``
+    fitted: object = None                          # the fitted forecaster, when asked for (``fit`` logs it)
+
+
+def run_unit(unit: Unit, series: FeatureSeries, network: NetworkSettings, train: TrainSettings, lookback: int,
+             horizon: int) -> list[UnitResult]:
+    """``fit_unit`` on one torch thread, as every unit of a backtest runs (in this process or a worker): a CPU
+    kernel's summation order depends on its thread count, and results must not depend on --jobs. Cores are
+    used by running units side by side (--jobs)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    if unit.setup is not None:
+        network, train, lookback = unit.setup.network, unit.setup.train, unit.setup.lookback
+    try:
+        return fit_unit(unit, series, network, train, FitContext(series.feature_names, series.target_name, lookback,
+                                                                 horizon))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def fit_unit(unit: Unit, series: FeatureSeries, network: NetworkSettings, train: TrainSettings, ctx: FitContext,
+             progress: bool = False, on_epoch=None, keep_model: bool = False) -> list[UnitResult]:
+    """The one path from a model to its forecasts, for a backtest's folds and for ``fit`` (one fold): refit on
+    each fold's training part, forecast its test part in one pass (a distribution's mean where there is one,
+    each seed's forecasts for a seed ensemble), chain the weights from fold to fold with warm starts."""
+    results, state = [], None
+    for fold in unit.folds:
+        start = time.perf_counter()
+        model = make_forecaster(unit.entry, network, train, ctx, init_state=state, progress=progress, on_epoch=on_epoch)
+        model.fit(series, fold.split)
+        distribution, by_seed = model.predict_distribution(series, fold.split.test), None
+        if isinstance(model, SeedEnsemble):
+            members = model.member_predictions(series, fold.split.test)
+            by_seed, forecasts = dict(zip(model.seeds, members)), members.mean(axis=0)
+        elif distribution is None:
+            forecasts = model.predict(series, fold.split.test)
+        if distribution is not None:
+            forecasts = distribution.mean           # the point forecast is the distribution's mean, exactly
+        if unit.warm_start and unit.entry.kind == "network":
+            state = model.state()
+        results.append(UnitResult(unit.entry.name, fold.number, forecasts, time.perf_counter() - start,
+                                  len(model.history_), model.history_, by_seed, distribution,
+                                  model if keep_model else None))
+    return results
+
+
+def plan_units(entries: list[ModelEntry], folds: list[Fold], warm_start: bool,
+               setups: dict[str, ModelSetup] | None = None) -> list[Unit]:
+    """Networks with warm starts chain their folds; everything else is one unit per fold. ``setups``: a
+    network's own settings by model name (the others use the shared ones)."""
+    units = []
+    for entry in entries:
+        setup = (setups or {}).get(entry.name) if entry.kind == "network" else None
+        if warm_start and entry.kind == "network":
+            units.append(Unit(entry, tuple(folds), True, setup))
+        else:
+            units += [Unit(entry, (fold,), False, setup) for fold in folds]
+    # Slow units first, so the pool does not end waiting on one long network fold: networks before the
+    # rest, and of those the latest folds first (an expanding window trains them on the most data).
+    return sorted(units, key=lambda u: (u.entry.kind != "network", -len(u.folds), -u.folds[-1].number))
+
+
+def run_units(units: list[Unit], series: FeatureSeries, network: NetworkSettings, train: TrainSettings,
+              lookback: int, horizon: int, jobs: int, echo: Callable[[str], None] = print) -> list[UnitResult]:
+    """Run every unit, in this process (``jobs == 1``) or in ``jobs`` worker processes."""
+    args = (series, network, train, lookback, horizon)
+    results: list[UnitResult] = []
+    done, total = 0, sum(len(u.folds) for u in units)
+
+    def report(batch: list[UnitResult]) -> None:
+        nonlocal done
+        for r in batch:
+            done += 1
+            extra = f", {r.epochs} epochs" if r.epochs else ""
+            echo(f"  [{done}/{total}] {r.model:<8} fold {r.fold}: {r.seconds:.1f}s{extra}")
+        results.extend(batch)
+
+    jobs, note = cap_jobs(jobs, len(units))
+    if note:
+        echo(f"note: {note}")
+    if jobs == 1:
+        for unit in units:
+            report(run_unit(unit, *args))
+        return results
+    with worker_pool(jobs, pool_context(train.accelerator)) as pool:
+        futures = [pool.submit(run_unit, unit, *args) for unit in units]
+        for future in as_completed(futures):
+            report(future.result())
+    return results

@@ -1,0 +1,191 @@
+"""How a trial is scored: walk-forward validation folds strictly before the test period.
+
+The series is cut at ``--test-start`` (the sweep never sees a day from there on). Its last
+``val_folds * fold_days`` forecast days form the folds; each fold refits the network (and its scaler)
+on every day before it, early-stopping on a validation part carved from the end of that training
+data, exactly as a backtest fold does (``walkforward.run_unit``). Folds are made once, with the
+longest lookback of the search space, so every trial trains on the same days and forecasts the
+same days whatever lookback it draws.
+
+A fold's loss is the network's squared error over the naive forecast's on the fold's days (1 - R2
+vs naive); a trial reports it per fold (Optuna's intermediate values, for pruning) and is scored by
+the pooled ratio over all folds: below 1 the network beats the naive forecast on validation days.
+Networks that forecast a distribution (``--distribution``) are scored by their mean negative
+log-likelihood per forecast day instead, on the same out-of-sample fold days.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import pandas as pd
+
+from ..config.settings import BacktestSettings, NetworkSettings, SearchSpace, TrainSettings
+from ..data.windows import FeatureSeries, forecastable_origins, make_targets
+from ..errors import ForecastError, Interrupted
+from ..models import ModelEntry, get_entry
+from ..engine.walkforward import Fold, Unit, make_folds, run_unit
+from .space import describe, setup_of, suggest
+from .trial_runs import RUN_KEY, WORKER_ATTR, TrialRuns
+
+
+def loss_name(distribution: str | None) -> str:
+    """What a trial's value is."""
+    return ("mean negative log-likelihood per forecast" if distribution else
+            "squared error / naive's (below 1 beats naive)")
+
+
+def default_test_start(series: FeatureSeries) -> str:
+    """The last quarter of the data: the day three quarters of the way through."""
+    return f"{series.dates[int(len(series) * 0.75)]:%Y-%m-%d}"
+
+
+def before(series: FeatureSeries, day: str) -> FeatureSeries:
+    """The series up to the day before ``day``: what the sweep may see. Every per-day field (an array as
+    long as the dates) is cut, not a list of them: a field a list missed would carry test days along."""
+    n = int(np.searchsorted(series.dates, pd.Timestamp(day)))
+    cut = {}
+    for f in fields(series):
+        value = getattr(series, f.name)
+        if isinstance(value, (np.ndarray, pd.Index)) and value.ndim and len(value) == len(series):
+            cut[f.name] = value[:n]
+    return replace(series, **cut)
+
+
+def longest_lookback(spaces: dict[str, SearchSpace]) -> int:
+    """The longest lookback any model may draw: the folds are made with it."""
+    return max(max(space.lookbacks) for space in spaces.values())
+
+
+def r2_vs_naive(loss: float, distribution: str | None) -> dict[str, float]:
+    """A point forecast's loss as R2 against the naive forecast; nothing for a distribution's NLL."""
+    return {} if distribution else {"val_r2_vs_naive": 1 - loss}
+
+
+def validation_folds(series: FeatureSeries, test_start: str, val_folds: int, fold_days: int, lookback: int, horizon: int,
+                     val_fraction: float) -> tuple[FeatureSeries, list[Fold]]:
+    """The part before ``test_start`` and ``val_folds`` folds of ``fold_days`` days at its end."""
+    days = series.dates
+    if not days[0] < pd.Timestamp(test_start) <= days[-1]:
+        raise ForecastError(f"--test-start {test_start} is outside the data ({days[0]:%Y-%m-%d} to {days[-1]:%Y-%m-%d})")
+    seen = before(series, test_start)
+    origins = forecastable_origins(len(seen), lookback, horizon)
+    first = len(origins) - val_folds * fold_days
+    hint = (f"the sweep's {val_folds} validation folds of {fold_days} days before --test-start {test_start} "
+            f"leave too little training data at lookbacks up to {lookback}; use fewer --val-folds, fewer "
+            f"--fold-days or a later --test-start")
+    if first < 1:
+        raise ForecastError(hint)
+    settings = BacktestSettings(test_start=f"{seen.target_dates(origins[first:first + 1])[0]:%Y-%m-%d}",
+                                refit_every=fold_days)
+    try:
+        folds = make_folds(seen, lookback, horizon, settings, val_fraction)
+    except ForecastError:
+        raise ForecastError(hint) from None
+    return seen, folds
+
+
+@dataclass
+class Evaluation:
+    """What scoring a trial needs (sent to every worker): the seen data, the folds, the fixed settings."""
+
+    series: FeatureSeries
+    folds: list[Fold]
+    horizon: int
+    network: NetworkSettings
+    train: TrainSettings
+    spaces: dict[str, SearchSpace]      # model name -> its search space
+
+    def __post_init__(self) -> None:
+        naive = get_entry("naive")
+        results = [run_unit(Unit(naive, (f,), False), self.series, self.network, self.train, self.lookback,
+                            self.horizon)[0] for f in self.folds]
+        self.naive_sse = [self._sse(f, r.forecasts) for f, r in zip(self.folds, results)]
+
+    @property
+    def lookback(self) -> int:
+        return longest_lookback(self.spaces)
+
+    def _sse(self, fold: Fold, forecasts: np.ndarray) -> float:
+        y = make_targets(self.series.target, fold.split.test, self.horizon)
+        return float(((forecasts - y) ** 2).sum())
+
+    def loss(self, k: int, result) -> tuple[float, float]:
+        """Fold ``k``'s loss as ``(sum, weight)``: the squared error and naive's, or the NLL summed over
+        forecasts and their number. Pooled over folds: ``sum of sums / sum of weights``."""
+        fold = self.folds[k]
+        if not self.network.distribution:
+            return self._sse(fold, result.forecasts), self.naive_sse[k]
+        y = make_targets(self.series.target, fold.split.test, self.horizon)
+        nll = np.stack([result.distribution.nll(y[:, h], h + 1) for h in range(self.horizon)])
+        return float(nll.sum()), float(nll.size)
+
+
+class Objective:
+    """One trial of one model: sample, refit and score fold after fold, report, prune; tracked as it goes."""
+
+    def __init__(self, entry: ModelEntry, study: str, evaluation: Evaluation, runs: TrialRuns | None,
+                 identity: dict[str, str]):
+        self.entry, self.study, self.evaluation, self.runs, self.identity = entry, study, evaluation, runs, identity
+        self.trial_id: int | None = None
+        self.setup = None
+
+    def __call__(self, trial) -> float:
+        import optuna
+
+        ev = self.evaluation
+        self.trial_id = trial._trial_id
+        params = suggest(trial, ev.spaces[self.entry.name])
+        setup = self.setup = setup_of(params, ev.network, ev.train)
+        trial.set_user_attr(WORKER_ATTR, self.identity)     # first: a stopped command finds its trials by it
+        run_id = None
+        if self.runs is not None:
+            run_id = self.runs.start(self.entry.name, self.study, trial, params | {"dropout_used": setup.network.dropout})
+            trial.set_user_attr(WORKER_ATTR, {**self.identity, RUN_KEY: run_id})
+        started, fit_seconds, total, weight = time.perf_counter(), 0.0, 0.0, 0.0
+        try:
+            for k, fold in enumerate(ev.folds):
+                result = run_unit(Unit(self.entry, (fold,), False), ev.series, setup.network, setup.train,
+                                  setup.lookback, ev.horizon)[0]
+                fold_total, fold_weight = ev.loss(k, result)
+                if not np.isfinite(fold_total):
+                    raise ForecastError(f"fold {fold.number}: the forecasts are not numbers")
+                total, weight, fit_seconds = total + fold_total, weight + fold_weight, fit_seconds + result.seconds
+                loss = fold_total / fold_weight
+                trial.report(loss, fold.number)
+                if run_id:
+                    self.runs.log(run_id, {"fold_val_loss": loss, "fold_epochs": result.epochs,
+                                           "fold_fit_seconds": result.seconds}, step=fold.number)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after fold {fold.number} (val loss {loss:.4f})")
+            value = total / weight
+            trial.set_user_attr("fit_seconds", fit_seconds)
+            r2 = r2_vs_naive(value, ev.network.distribution)
+            self._end(run_id, "FINISHED", "COMPLETE", {"val_loss": value, **r2, "fit_seconds": fit_seconds,
+                                                       "trial_seconds": time.perf_counter() - started})
+            return value
+        except optuna.TrialPruned:
+            trial.set_user_attr("fit_seconds", fit_seconds)
+            self._end(run_id, "FINISHED", "PRUNED", {"fit_seconds": fit_seconds})
+            raise
+        except Exception as err:   # one failing trial (NaN loss, out of memory) fails; the study goes on
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            trial.set_user_attr("error", f"{type(err).__name__}: {message}"[:500])
+            self._end(run_id, "FAILED", "FAIL", {}, error=message)
+            raise
+        except (KeyboardInterrupt, Interrupted):
+            self._end(run_id, "KILLED", "INTERRUPTED", {}, error="interrupted")
+            raise
+
+    def _end(self, run_id: str | None, status: str, state: str, metrics: dict, error: str | None = None) -> None:
+        if not run_id:
+            return
+        try:
+            self.runs.end(run_id, status, metrics, {"optuna.state": state, **({"error": error[:500]} if error else {})})
+        except Exception:   # tracking trouble must not turn a scored trial into a failed one
+            pass
+
+    def summary(self) -> str:
+        return describe(self.setup) if self.setup is not None else ""

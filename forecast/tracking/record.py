@@ -1,0 +1,138 @@
+"""The record of one command's run: its output folder and its MLflow run, opened and closed together.
+
+``RunRecord`` is the one ending of every command that writes results: an output folder whose
+files are written under a temporary name and renamed when complete, a ``manifest.json``
+written last (a folder without one is visibly incomplete), and an MLflow run opened when the
+work starts (params first, losses as they come, exactly the files written as artifacts at the
+end) and closed FINISHED, FAILED or KILLED.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from ..config.yaml_io import to_flat_dict, to_yaml
+from ..console import Echo
+from ..errors import Interrupted
+from . import runs as tracking
+from .outputs import MANIFEST, default_out_dir, prepare_out
+
+
+def data_tags(history, series) -> dict[str, str]:
+    """Where the data came from and what it spans (a ``PriceHistory`` and its ``FeatureSeries``)."""
+    return {"data_source": history.source, "data_start": f"{series.dates[0]:%Y-%m-%d}",
+            "data_end": f"{series.dates[-1]:%Y-%m-%d}", "data_digest": history.digest(), "target": series.target_name}
+
+
+@dataclass
+class RunRecord:
+    """One command's output folder and MLflow run; use as a context manager.
+
+    ``kind`` (fit, backtest, bench, diagnose) and ``source`` (the data's name) become
+    tags that ``predict`` and ``compare`` search by.
+    """
+
+    out: Path
+    kind: str
+    source: str
+    experiment: str | None = None      # None: not tracked
+    run_name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    echo: Echo = print
+    overwrite: bool = False
+    files: list[Path] = field(default_factory=list)
+    run_id: str | None = None
+
+    @classmethod
+    def for_settings(cls, cfg, kind: str, source: str, run_name: str, out_parts: tuple[str, ...],
+                     echo: Echo = print) -> "RunRecord":
+        out = Path(cfg.out) if cfg.out else default_out_dir(*out_parts)
+        experiment = tracking.experiment_name(source, cfg.experiment) if cfg.track else None
+        return cls(out, kind, source, experiment, run_name, to_flat_dict(cfg), echo, cfg.overwrite)
+
+    # -------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> "RunRecord":
+        self.prepare()
+        if self.experiment:
+            self.run_id = self.start_run()
+        return self
+
+    def prepare(self) -> None:
+        """Make the output folder ready: new, empty, or an earlier output (``overwrite``)."""
+        prepare_out(self.out, tracked=self.experiment is not None, overwrite=self.overwrite)
+
+    def start_run(self) -> str:
+        """Open this command's MLflow run (active in this process); its id."""
+        tags = {tracking.TAG_KIND: self.kind, tracking.TAG_SOURCE: self.source, "ticker": self.source}
+        return tracking.start_run(self.experiment, self.run_name, tags, self.params).info.run_id
+
+    def __exit__(self, kind, error, trace) -> None:
+        if error is None:
+            self.json(MANIFEST, {"files": [p.relative_to(self.out).as_posix() for p in self.files],
+                                 "run_id": self.run_id, "written": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        if self.run_id:
+            stopped = isinstance(error, (KeyboardInterrupt, Interrupted))
+            status = "FINISHED" if error is None else "KILLED" if stopped else "FAILED"
+            if error is None:
+                tracking.log_files(self.files, self.out)
+            tracking.end_run(status)
+        if error is None:
+            listed = ", ".join(p.relative_to(self.out).as_posix() for p in self.files if p.name != MANIFEST)
+            self.echo(f"\noutputs: {self.out}/ ({listed})")
+            if self.run_id:
+                self.echo(f"mlflow: run {self.run_id} in experiment {self.experiment!r} ({tracking.tracking_uri()}); "
+                          f"browse with `mlflow ui --backend-store-uri {tracking.tracking_uri()}`")
+
+    # -------------------------------------------------------------- tracking
+
+    def tags(self, tags: dict[str, Any]) -> None:
+        if self.run_id:
+            tracking.set_tags(tags)
+
+    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        if self.run_id:
+            tracking.log_metrics(values, step)
+
+    def epoch_logger(self, per_seed: bool = False) -> Callable[[dict], None]:
+        """A hook for the training loop: each epoch's losses logged as they come (step = epoch);
+        with several seeds, one curve per seed (``val_loss_seed0``...)."""
+        def log(row: dict) -> None:
+            suffix = f"_seed{row['seed']}" if per_seed else ""
+            self.metrics({f"{k}{suffix}": v for k, v in row.items() if k not in ("epoch", "seed")}, int(row["epoch"]))
+        return log
+
+    # -------------------------------------------------------------- files
+
+    def commit(self, name: str, write: Callable[[Path], Any]) -> Path:
+        """Write ``name`` under a temporary name, then rename: a file is either complete or absent."""
+        final = self.out / name
+        partial = final.with_name(f".{final.stem}.partial{final.suffix}")  # keeps the suffix: savefig reads it
+        write(partial)
+        os.replace(partial, final)
+        if final not in self.files:
+            self.files.append(final)
+        return final
+
+    def csv(self, name: str, frame: pd.DataFrame) -> Path:
+        return self.commit(name, lambda p: frame.to_csv(p, index=False, date_format="%Y-%m-%d"))
+
+    def json(self, name: str, data: Any) -> Path:
+        return self.commit(name, lambda p: p.write_text(json.dumps(data, indent=2), encoding="utf-8"))
+
+    def text(self, name: str, text: str) -> Path:
+        return self.commit(name, lambda p: p.write_text(text, encoding="utf-8"))
+
+    def config(self, cfg) -> Path:
+        return self.text("config.yaml", to_yaml(cfg))
+
+    def figure(self, name: str, draw: Callable[..., Any], *args, **kwargs) -> Path:
+        """A PNG drawn by ``draw(*args, path, **kwargs)`` from the report module."""
+        return self.commit(name, lambda p: draw(*args, p, **kwargs))
