@@ -3,7 +3,11 @@
     forecast backtest --ticker ^GSPC --models rnn,lstm,gru,naive,ridge --test-start 2015-01-01
     (bundled data, yearly refits: 4 folds, 64-unit networks, early stopping; MLflow and report included)
 
-    python benchmarks/backtest_speed.py [--variants "1,cold" "2,cold" "1,warm" "2,warm"]
+    python benchmarks/backtest_speed.py [--variants "1,cold" "2,cold" "1,warm" "2,warm"] [--extra "--no-position"]
+
+``--extra`` adds flags to every variant: ``--extra "--no-position"`` measures the recipe before the
+position inputs, in the same run (``--variants "2,cold" --extra ""`` and ``--extra "--no-position"``
+one after the other, so both see the same machine load).
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ PROBE = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); 
          "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)")
 
 
-def run(jobs: int, warm: bool) -> tuple[float, float, str]:
+def run(jobs: int, warm: bool, extra: list[str] = ()) -> tuple[float, float, str]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "FORECAST_CACHE_DIR": os.path.join(tmp, "cache")}
         args = [sys.executable, "-c", PROBE, sys.executable, "-m", "forecast", *COMMAND, "--jobs", str(jobs),
-                "--out", "out"] + (["--warm-start"] if warm else [])
+                "--out", "out"] + (["--warm-start"] if warm else []) + list(extra)
         start = time.perf_counter()
         done = subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start
@@ -39,13 +43,15 @@ def run(jobs: int, warm: bool) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=["1,cold", "2,cold", "1,warm", "2,warm"])
+    parser.add_argument("--extra", nargs="+", default=[""], help="flag sets to add, each measured in turn")
     args = parser.parse_args()
     print(f"forecast {' '.join(COMMAND)}  (cores: {os.cpu_count()})")
     for variant in args.variants:
         jobs, start = variant.split(",")
-        wall, peak, board = run(int(jobs), start == "warm")
-        print(f"--jobs {jobs} {'--warm-start' if start == 'warm' else '            '}: {wall:6.1f} s wall, "
-              f"peak memory {peak:5.0f} MiB (largest process)")
+        for extra in args.extra:
+            wall, peak, board = run(int(jobs), start == "warm", extra.split())
+            print(f"--jobs {jobs} {'--warm-start' if start == 'warm' else '            '} {extra:<14}: {wall:6.1f} s "
+                  f"wall, peak memory {peak:5.0f} MiB (largest process)")
     print("last leaderboard:\n" + board)
 
 

@@ -102,7 +102,7 @@ def _train(cfg: FitConfig, entry, series, ctx, fold, record: RunRecord, progress
     seconds = time.perf_counter() - started
     echo(f"trained {entry.name}{f' ({len(seeds)} seeds)' if len(seeds) > 1 else ''} in {seconds:.1f}s"
          f"{epochs_trained(main.fitted)}")
-    record.metrics({"train_seconds": seconds})
+    record.metrics({"train_seconds": seconds, "restarts_used": restarts_used(main.fitted)})
     references = [NAIVE] + ([REFERENCE_DISTRIBUTION] if main.distribution is not None else [])
     return [main] + [fit_unit(Unit(get_entry(name), (fold,), False), series, cfg.network, cfg.train, ctx)[0]
                      for name in references if name != entry.name]
@@ -130,6 +130,12 @@ def _print(echo: Echo, metrics: dict, verdicts: dict, days: int, target: str) ->
         echo(f"\ndistribution forecasts ({days} days; coverage accepted when Kupiec and "
              f"Christoffersen p >= 0.05):")
         echo(text_table([{"model": m, **vals} for m, vals in verdicts.items()], DISTRIBUTION_COLUMNS))
+
+
+def restarts_used(forecaster) -> int:
+    """How many times the networks started again from a new initialisation (``--restarts``), all seeds."""
+    members = getattr(forecaster, "members", None) or [forecaster]
+    return int(sum(getattr(m, "restarts_", 0) for m in members))
 
 
 def epochs_trained(forecaster) -> str:

@@ -101,6 +101,10 @@ def bench(cfg: BenchConfig, echo: Echo = print) -> pd.DataFrame:
     from ..engine.forecasters import FitContext, make_forecaster
 
     b = cfg.bench
+    if b.family:
+        from .family_bench import bench_family
+
+        return bench_family(cfg, echo)
     entries = parse_models(unique_models(b.models, echo), "return")
     lookback = b.window
     val_fraction, test_fraction = DataSettings.val_fraction, DataSettings.test_fraction   # the fields' defaults

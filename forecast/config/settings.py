@@ -27,6 +27,7 @@ from .yaml_io import flag_name, option, require
 Target = Literal["return", "volatility"]
 Feature = Literal["returns", "range", "volume"]
 SyntheticKind = Literal["rw", "ar2", "longmem", "tar", "garch"]
+FamilyPart = Literal["tune", "report", "all"]
 Window = Literal["expanding", "rolling"]
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu"]   # Lightning's names
 DistributionFamily = Literal["normal", "student-t"]
@@ -85,6 +86,7 @@ class NetworkSettings:
     num_layers: int = option(1, "stacked recurrent layers")
     dropout: float = option(0.0, "dropout between recurrent layers (needs num_layers > 1)")
     chrono: bool = option(True, "chrono initialisation of LSTM/GRU gate biases: memory time scales up to --lookback steps")
+    position: bool = option(True, "give every day of a window its position (how many days back, as sines and cosines) as extra inputs, the same for every cell: a network finds a day far from the window's start without counting")
     distribution: DistributionFamily | None = option(None, "forecast a distribution of the return, not only a point: the head outputs location and scale (and degrees of freedom), trained by negative log-likelihood (return target only)")
 
     def __post_init__(self) -> None:
@@ -103,6 +105,7 @@ class TrainSettings:
     weight_decay: float = option(0.0, "Adam weight decay (L2)")
     patience: int = option(10, "epochs without validation improvement before early stopping (best weights are kept)")
     gradient_clip: float = option(1.0, "clip the gradient norm to this value (0: off)")
+    restarts: int = option(2, "a training that stopped short (on the naive forecast's validation plateau while ridge finds a signal on the same windows) starts again from a new initialisation, up to this many times; the best by validation loss is kept")
     seed: int = option(42, "random seed: same seed, same data -> same CPU result")
     seeds: list[int] = option([], "train each network once per seed and forecast with their mean (a seed ensemble); overrides --seed")
     accelerator: Accelerator = option("auto", "where networks train, as Lightning names it: auto (a GPU where there is one), cpu, gpu, ...")
@@ -121,6 +124,7 @@ class TrainSettings:
         require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
         require(self.patience >= 1, "patience", self.patience, "must be at least 1")
         require(self.gradient_clip >= 0, "gradient_clip", self.gradient_clip, "must be >= 0")
+        require(0 <= self.restarts <= 10, "restarts", self.restarts, "must be between 0 and 10")
         require(self.seed >= 0, "seed", self.seed, "must be >= 0")
         require(all(s >= 0 for s in self.seeds), "seeds", self.seeds, "must all be >= 0")
         self.seeds = list(dict.fromkeys(self.seeds))
@@ -241,9 +245,12 @@ class BenchSettings:
     synthetic_length: int = option(6000, "days of each simulated series")
     synthetic_noise: float = option(0.01, "standard deviation of the noise (the best possible RMSE)")
     lookback: int | None = option(None, "days in each input window (default: the largest lag + 10)")
+    family: FamilyPart | None = option(None, "instead of --series: the family of simulated processes (data/family.py): tune (the part a recipe may be tuned on), report (the part only reported) or all; training seeds from --seeds")
+    jobs: int = option(1, "family bench: trainings run side by side in this many worker processes (same results for any number)")
 
     def __post_init__(self) -> None:
         require(bool(self.models), "models", self.models, "needs at least one model")
+        require(self.jobs >= 1, "jobs", self.jobs, "must be at least 1")
         require(bool(self.series), "series", self.series, "needs at least one series")
         require(bool(self.synthetic_lag) and min(self.synthetic_lag) >= 1, "synthetic_lag", self.synthetic_lag,
                 "must list lags of at least 1")

@@ -32,6 +32,32 @@ from ..models.recurrent import MeanNetwork, NetShape, ScaledNetwork
 from ..models.training import TrainingModule
 
 EpochHook = Callable[[dict], None]
+RESTART_SEED_STEP = 10_007   # restart k trains with seed + k * this: far from the seeds users give
+LEARNABLE = 0.97             # a linear model below this share of the naive forecast's validation loss: signal
+SHORT_OF = 0.5               # a network that found less than this share of the linear model's gain stopped short
+
+
+def plateau_losses(datamodule, series: FeatureSeries, split: Split, ctx: "FitContext", network) -> tuple[float, float]:
+    """``(naive, linear)``: the validation losses (MSE on the scaled targets) of the zero-return forecast and of
+    ridge on the same training windows. They tell a training that stopped short, on the naive forecast's
+    plateau, from a series with nothing to learn: where ridge finds no signal there is nothing to restart
+    for (a market index), and no network is held to a linear model's standard. Both infinite (never
+    restart) where the loss is not an MSE of returns (the volatility target, distributions)."""
+    if ctx.target != "return" or network.distribution:
+        return float("inf"), float("inf")
+    s = datamodule.scaler
+    y = datamodule.val_y.double().numpy()                                        # [N, H] scaled
+    zero = (0.0 - s.target_mean_) / s.target_scale_
+    probe = baselines.RidgeBaseline(ctx.feature_names, ctx.target, ctx.horizon).fit(
+        make_inputs(series.features, split.train, ctx.lookback), make_targets(series.target, split.train, ctx.horizon))
+    linear = (probe.predict(make_inputs(series.features, split.val, ctx.lookback)) - s.target_mean_) / s.target_scale_
+    return float(np.mean((y - zero) ** 2)), float(np.mean((y - linear) ** 2))
+
+
+def stopped_short(best_loss: float, naive: float, linear: float) -> bool:
+    """Did a training end on the plateau although the data has a signal a linear model finds?"""
+    gain = naive - linear
+    return gain > (1 - LEARNABLE) * naive and best_loss > linear + SHORT_OF * gain
 
 
 @dataclass(frozen=True)
@@ -42,6 +68,7 @@ class FitContext:
     target: str
     lookback: int
     horizon: int
+    fold: int = 0          # the walk-forward fold being fitted (0: fit's single split), for messages
 
 
 class EpochRecorder(Callback):
@@ -110,15 +137,41 @@ class NetworkForecaster:
 
     @property
     def shape(self) -> NetShape:
-        return NetShape.of(self.entry.cell, len(self.ctx.feature_names), self.ctx.horizon, self.network)
+        shape = NetShape.of(self.entry.cell, len(self.ctx.feature_names), self.ctx.horizon, self.network)
+        # Truncated BPTT runs statefully along the series: a day has no place in a window there.
+        return replace(shape, position=0) if self.train.tbptt_k1 else shape
 
     def build_module(self) -> TrainingModule:
         return TrainingModule(self.shape, self.train, chrono=self.ctx.lookback if self.network.chrono else 0)
 
     def fit(self, series: FeatureSeries, split: Split) -> "NetworkForecaster":
+        """Train. With ``--restarts K``, a training that stopped short (``stopped_short``: on the naive forecast's
+        plateau while ridge finds a signal on the same windows) starts again from a new initialisation, up to
+        K times; the best by validation loss is kept. On a series with nothing to learn nothing restarts."""
+        best, plateau = None, None
+        for restart in range(self.train.restarts + 1):
+            attempt = self._train_once(series, split, restart)       # (module, datamodule, recorder)
+            if best is None or attempt[2].best_loss < best[2].best_loss:
+                best = attempt
+            if restart == self.train.restarts:
+                break
+            plateau = plateau or plateau_losses(attempt[1], series, split, self.ctx, self.network)
+            if not stopped_short(best[2].best_loss, *plateau):
+                break
+        module, datamodule, recorder = best
+        self.restarts_ = restart
+        self.module_, self.scaler_, self.history_ = module, datamodule.scaler, recorder.history
+        self.best_epoch_, self.best_val_loss_ = recorder.best_epoch, recorder.best_loss
+        self.network_ = self.export()
+        return self
+
+    def _train_once(self, series: FeatureSeries, split: Split, restart: int):
+        """One training: ``(module, datamodule, recorder)``. Restart 0 is seeded by ``--seed``
+        alone; restart k by a seed of its own (a new initialisation and shuffle)."""
         t = self.train
-        pl.seed_everything(t.seed, workers=False, verbose=False)
-        datamodule = WindowDataModule(series, self.ctx.lookback, self.ctx.horizon, t.batch_size, split=split, seed=t.seed,
+        seed = t.seed if restart == 0 else t.seed + RESTART_SEED_STEP * restart
+        pl.seed_everything(seed, workers=False, verbose=False)
+        datamodule = WindowDataModule(series, self.ctx.lookback, self.ctx.horizon, t.batch_size, split=split, seed=seed,
                                       sequence=t.tbptt_k1 > 0)
         module = self.build_module()
         if self.init_state is not None:
@@ -136,10 +189,7 @@ class NetworkForecaster:
             raise ForecastError(f"--accelerator {t.accelerator} --devices {t.devices} --strategy {t.strategy}: "
                                 f"{str(err).splitlines()[0]}") from None
         trainer.fit(module, datamodule=datamodule)
-        self.module_, self.scaler_, self.history_ = module, datamodule.scaler, recorder.history
-        self.best_epoch_, self.best_val_loss_ = recorder.best_epoch, recorder.best_loss
-        self.network_ = self.export()
-        return self
+        return module, datamodule, recorder
 
     def export(self) -> ScaledNetwork:
         """CPU copy of the best network with its scaler inside: raw windows -> forecasts."""

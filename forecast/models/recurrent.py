@@ -17,6 +17,18 @@ from .distribution_head import DistributionHead, combine_members
 from .variants.cells import make_variant
 
 TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+POSITION_FREQUENCIES = (1.0, 0.5, 0.25, 0.125)    # radians per day: periods of 6 to 50 days
+POSITION_CHANNELS = 2 * len(POSITION_FREQUENCIES)
+
+
+def position_features(lookback: int) -> torch.Tensor:
+    """``[L, P]``: where each day of a window stands, as the sines and cosines of how many days back it is
+    (0 for the newest day). The same code for a day k days back whatever the lookback, so a network can
+    pick "the day 10 days back" from a long window without counting steps from its start: read from the
+    oldest day, a plain recurrent cell must count to find it, and trainings stop short at long lookbacks."""
+    back = torch.arange(lookback - 1, -1, -1, dtype=torch.float32)[:, None]          # [L, 1]
+    angles = back * torch.tensor(POSITION_FREQUENCIES)[None]                         # [L, P/2]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)                  # [L, P]
 
 
 def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float,
@@ -51,12 +63,13 @@ class NetShape:
     num_layers: int = 1
     dropout: float = 0.0
     distribution: str | None = None   # None: a point forecast; "normal" / "student-t": a distribution head
+    position: int = 0                 # channels of position input appended to every day (0: none)
 
     @classmethod
     def of(cls, cell: str, input_size: int, horizon: int, network) -> "NetShape":
         """The shape that ``network`` (``forecast.config.NetworkSettings``, read by its fields) asks for."""
         return cls(cell, input_size, horizon, network.hidden_size, network.num_layers, network.dropout,
-                   network.distribution)
+                   network.distribution, POSITION_CHANNELS if network.position else 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,12 +85,16 @@ class RecurrentNet(nn.Module):
     def __init__(self, shape: NetShape, chrono: int = 0):
         super().__init__()
         self.shape = shape
-        self.rnn = make_recurrent(shape.cell, shape.input_size, shape.hidden_size, shape.num_layers, shape.dropout,
-                                  chrono)
+        self.rnn = make_recurrent(shape.cell, shape.input_size + shape.position, shape.hidden_size, shape.num_layers,
+                                  shape.dropout, chrono)
         self.head = (nn.Linear(shape.hidden_size, shape.horizon) if shape.distribution is None
                      else DistributionHead(shape.hidden_size, shape.horizon, shape.distribution))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shape.position:
+            b, length, _ = x.shape                                   # [B, L, F]
+            where = position_features(length).to(x)                   # [L, P]
+            x = torch.cat([x, where.expand(b, length, -1)], dim=-1)   # [B, L, F + P]
         out, _ = self.rnn(x)           # [B, L, F] -> [B, L, D]
         return self.head(out[:, -1])   # [B, D] -> [B, H] (or [B, H, P])
 
