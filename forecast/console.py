@@ -12,7 +12,16 @@ import sys
 import warnings
 from typing import Callable
 
+from .errors import redact
+
 Echo = Callable[[str], None]   # where a command prints its lines (``print``, or a notebook's collector)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Log lines with the password of any URL in them masked: a library may log the address it uses."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def configure_output() -> None:
@@ -28,7 +37,7 @@ def configure_output() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name("forecast")
     handler.setLevel(logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(name)s: %(message)s"))
     root.addHandler(handler)
     for message in (r".*does not have many workers.*",          # batches come from tensors in memory, not workers
                     r".*LeafSpec.*", r".*isinstance\(treespec, LeafSpec\).*",   # Lightning vs torch's pytree

@@ -12,7 +12,32 @@ other exception passes through its ``fit`` after its own teardown. The CLI exits
 
 from __future__ import annotations
 
+import re
+import reprlib
 import signal
+
+# scheme://user:password@host -> scheme://user:***@host (the password ends at the last @ before the path);
+# ?password=... and the like in a query too. Applied to whole messages: a URL may sit inside a library's text.
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@?#]*):(?P<secret>[^/\s?#]*)@")
+_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|secret|token|access_token|api_key)=)[^&;#\s]*",
+                           re.IGNORECASE)
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict, _SHORT.maxset = 2, 4, 4, 4, 4
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 60
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every URL in it masked (``user:***@host``): for messages, printed
+    settings, files, MLflow params and logs. The URL handed to a client is never passed through here."""
+    text = _USERINFO.sub(lambda m: f"{m['head']}:***@", str(text))
+    return _QUERY_SECRET.sub(lambda m: f"{m['head']}***", text)
+
+
+def shorten(value: object, limit: int = 60) -> str:
+    """A value as a message shows it: its repr, at most ``limit`` characters (``...`` marks a cut), found
+    without walking a huge or deeply nested value (a YAML alias bomb must not expand into a message)."""
+    shown = _SHORT.repr(value)
+    return shown if len(shown) <= limit else shown[:limit - 3] + "..."
 
 
 class ForecastError(ValueError):

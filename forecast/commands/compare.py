@@ -18,7 +18,7 @@ def compare(cfg: CompareConfig, echo: Echo = print) -> pd.DataFrame:
     runs = tracking.find_runs(experiment=cfg.experiment, kind=TAG_MODEL_RUN, source=cfg.ticker)
     if runs.empty:
         where = f" for {cfg.ticker!r}" if cfg.ticker else ""
-        raise ForecastError(f"no finished backtests{where} in {tracking.tracking_uri()}; run `forecast backtest` first")
+        raise ForecastError(f"no finished backtests{where} in {tracking.shown_uri()}; run `forecast backtest` first")
     metric, column = cfg.metric, f"metrics.{cfg.metric}"
     if column not in runs:
         known = sorted(c.split(".", 1)[1] for c in runs.columns if c.startswith("metrics.") and "fold_" not in c)

@@ -7,6 +7,7 @@ probability, in percent and in index points.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -80,7 +81,8 @@ def predict(cfg: PredictConfig, echo: Echo = print) -> Prediction:
 
     data = DataSettings(ticker=cfg.ticker, csv=cfg.csv, date_format=cfg.date_format, offline=cfg.offline,
                       cache_dir=cfg.cache_dir)
-    fit_run = tracking.latest_fit_run(data.source_name, cfg.run_id)
+    fit_args = f"--csv {shlex.quote(cfg.csv)}" if cfg.csv else None      # the fit that would make the run
+    fit_run = tracking.latest_fit_run(data.source_name, cfg.run_id, fit_args)
     p = fit_run.data.params
     try:
         lookback, target, features = int(p["data.lookback"]), p["data.target"], p["data.features"]
@@ -104,4 +106,27 @@ def predict(cfg: PredictConfig, echo: Echo = print) -> Prediction:
                         distribution)
     for line in result.describe():
         echo(line)
+    note = unseen_note(output[0], series.target, target)
+    if note:
+        echo(note)
     return result
+
+
+PRICE_MOVE = 0.4      # an implied price change beyond 40% in a day: no index has moved that much
+
+
+def unseen_note(forecasts: np.ndarray, history: np.ndarray, target: str) -> str | None:
+    """A note when a forecast ``[H]`` lies outside anything the history's target has seen (its daily minimum to
+    maximum; for the return target also an implied price change beyond 40%): such a number cannot be trusted."""
+    seen = history[np.isfinite(history)]
+    lo, hi = (float(seen.min()), float(seen.max())) if len(seen) else (-np.inf, np.inf)
+    f = np.asarray(forecasts, dtype=np.float64)
+    outside = ~np.isfinite(f) | (f < lo) | (f > hi)
+    if target == "return":
+        with np.errstate(over="ignore", invalid="ignore"):
+            outside |= np.abs(np.expm1(f)) > PRICE_MOVE
+    if not outside.any():
+        return None
+    what = "daily log return" if target == "return" else "daily volatility"
+    return (f"note: this forecast ({what} {float(f[outside][0]):+.5g}) lies outside anything the history has seen "
+            f"({lo:+.5f} to {hi:+.5f}); do not trust it: the model may have diverged or its run been damaged, refit")

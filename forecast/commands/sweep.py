@@ -59,6 +59,13 @@ class SweepRecord(RunRecord):
     def prepare(self) -> None:
         """What is left once ``sweep`` has checked the folder (before it put the study storage there)."""
         (self.out / MANIFEST).unlink(missing_ok=True)     # being worked on: visibly incomplete until the end
+        self.work = self.out                              # resumed and joined by design: written in place
+
+    def publish(self) -> None:
+        """Written in place: complete once its manifest is."""
+
+    def discard(self) -> None:
+        """The study and its files stay for the sweep to resume."""
 
     def start_run(self) -> str:
         from ..sweep.trial_runs import KIND_SWEEP, open_parent
@@ -169,7 +176,7 @@ def _recipe(cfg: SweepConfig) -> str:
     """The fixed settings that change what a trial's value means (not where it runs): kept with the study."""
     t = cfg.train
     return (f"max_epochs={t.max_epochs} patience={t.patience} seeds={','.join(map(str, t.seed_list))} "
-            f"tbptt={t.tbptt_k1}/{t.tbptt_k2} chrono={cfg.network.chrono} val_fraction={cfg.data.val_fraction} "
+            f"tbptt={t.tbptt_k1}/{t.tbptt_k2} chrono={cfg.network.chrono} position={cfg.network.position} val_fraction={cfg.data.val_fraction} "
             f"distribution={cfg.network.distribution}")
 
 

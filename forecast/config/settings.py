@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Literal
 
 from ..data.tickers import check_ticker
-from ..errors import ForecastError
+from ..errors import ForecastError, shorten
 from ..models import get_entry, parse_models
 from .yaml_io import flag_name, option, require
 
@@ -436,5 +436,5 @@ def check_date(name: str, value: Any) -> str:
     try:
         return datetime.date.fromisoformat(str(value)).isoformat()
     except ValueError:
-        raise ForecastError(f"{flag_name(name)} must be a date YYYY-MM-DD, got {value!r}") from None
+        raise ForecastError(f"{flag_name(name)} must be a date YYYY-MM-DD, got {shorten(value)}") from None
 

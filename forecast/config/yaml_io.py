@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import ForecastError
+from ..errors import ForecastError, redact, shorten
 
 MAX_STRING = 500  # longer text settings are a typo or an attack; MLflow caps tags and params too
+MAX_ALIASES = 100  # YAML aliases in one file: settings need a few; a "billion laughs" needs many
 
 
 def option(default: Any, doc: str) -> Any:
@@ -35,7 +36,7 @@ def flag_name(name: str) -> str:
 def require(ok: bool, name: str, value: Any, rule: str) -> None:
     if not ok:
         shown = ",".join(map(str, value)) if isinstance(value, list) else value
-        raise ForecastError(f"{flag_name(name)} {rule}, got {shown!r}")
+        raise ForecastError(f"{flag_name(name)} {rule}, got {shorten(redact(shown) if isinstance(shown, str) else shown)}")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ def field_type(cls: type, name: str) -> FieldType:
 
 def _scalar(name: str, value: Any, ft: FieldType) -> Any:
     tp = ft.scalar
+    if isinstance(value, (list, tuple, dict, set)):   # never str() of a nested value: it may be huge
+        raise ForecastError(f"{flag_name(name)} takes one value{' per item' if ft.is_list else ''}, got {shorten(value)}")
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -91,18 +94,18 @@ def _scalar(name: str, value: Any, ft: FieldType) -> Any:
             pass
         else:
             if tp is float and not math.isfinite(number):
-                raise ForecastError(f"{flag_name(name)} must be a finite number, got {value!r}")
+                raise ForecastError(f"{flag_name(name)} must be a finite number, got {shorten(value)}")
             return number
     else:
         text = str(value).strip() if ft.choices else str(value)
         if ft.choices and text not in ft.choices:
             close = difflib.get_close_matches(text, ft.choices, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ForecastError(f"{flag_name(name)} must be one of {', '.join(ft.choices)}, got {value!r}{hint}")
+            raise ForecastError(f"{flag_name(name)} must be one of {', '.join(ft.choices)}, got {shorten(value)}{hint}")
         if len(text) > MAX_STRING:
             raise ForecastError(f"{flag_name(name)} is {len(text)} characters long; at most {MAX_STRING} allowed")
         return text
-    raise ForecastError(f"{flag_name(name)} must be of type {tp.__name__}, got {value!r}")
+    raise ForecastError(f"{flag_name(name)} must be of type {tp.__name__}, got {shorten(value)}")
 
 
 def coerce(name: str, value: Any, ft: FieldType) -> Any:
@@ -115,7 +118,7 @@ def coerce(name: str, value: Any, ft: FieldType) -> Any:
         items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
         return [_scalar(name, item, ft) for item in items if str(item).strip() != ""]
     if isinstance(value, (list, dict)):
-        raise ForecastError(f"{flag_name(name)} takes one value, got {value!r}")
+        raise ForecastError(f"{flag_name(name)} takes one value, got {shorten(value)}")
     return _scalar(name, value, ft)
 
 
@@ -137,15 +140,15 @@ def section_defaults(cls: type, name: str) -> Any:
 
 
 def _unknown_key(key: str, valid: list[str], where: str) -> ForecastError:
-    close = difflib.get_close_matches(str(key), valid, n=1)
+    close = difflib.get_close_matches(str(key)[:100], valid, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(valid)})"
-    return ForecastError(f"unknown key {key!r} in {where}{hint}")
+    return ForecastError(f"unknown key {shorten(key)} in {where}{hint}")
 
 
 def build(cls: type, values: dict[str, Any], where: str = "config") -> Any:
     """Build (nested) settings from a dict; unknown keys raise naming the key."""
     if not isinstance(values, dict):
-        raise ForecastError(f"{where} must be a mapping of keys to values, got {values!r}")
+        raise ForecastError(f"{where} must be a mapping of keys to values, got {shorten(values)}")
     sections = {f.name: f for f in section_fields(cls)}
     scalars = {f.name: f for f in scalar_fields(cls)}
     kwargs: dict[str, Any] = {}
@@ -153,7 +156,7 @@ def build(cls: type, values: dict[str, Any], where: str = "config") -> Any:
         if key in sections:
             base = section_defaults(cls, key)
             if not isinstance(value or {}, dict):
-                raise ForecastError(f"{where} section {key!r} must be a mapping of keys to values, got {value!r}")
+                raise ForecastError(f"{where} section {key!r} must be a mapping of keys to values, got {shorten(value)}")
             merged = {f.name: getattr(base, f.name) for f in fields(base)} | (value or {})
             kwargs[key] = build(type(base), merged, f"{where} section {key!r}")
         elif key in scalars:
@@ -163,6 +166,33 @@ def build(cls: type, values: dict[str, Any], where: str = "config") -> Any:
     return cls(**kwargs)
 
 
+class _TooManyAliases(Exception):
+    pass
+
+
+def _safe_load(text: str) -> Any:
+    """``yaml.safe_load``, refusing a file with more than ``MAX_ALIASES`` aliases while it is composed,
+    before any value is built: nested aliases (a "billion laughs") make a value of billions of items
+    from a few lines, which any code that walks it (a message, a check) would expand."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_ALIASES:
+                    raise _TooManyAliases
+            return super().compose_node(parent, index)
+
+    loader = Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     import yaml
 
@@ -170,7 +200,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ForecastError(f"config file {str(path)!r} not found; see configs/ for examples")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loaded = _safe_load(path.read_text(encoding="utf-8")) or {}
+    except _TooManyAliases:
+        raise ForecastError(f"config file {str(path)!r} uses more than {MAX_ALIASES} YAML aliases (*name); "
+                            f"settings need a few at most: write the values out") from None
     except UnicodeDecodeError:
         raise ForecastError(f"config file {str(path)!r} is not UTF-8 text; save it as UTF-8") from None
     except OSError as err:
@@ -178,7 +211,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         at = f" at line {line + 1}" if line is not None else ""
-        raise ForecastError(f"config file {str(path)!r} is not valid YAML{at}: {getattr(err, 'problem', err)}") from None
+        problem = str(getattr(err, "problem", None) or err).splitlines()[0][:80]   # never the file's text
+        raise ForecastError(f"config file {str(path)!r} is not valid YAML{at}: {problem}") from None
     if not isinstance(loaded, dict):
         raise ForecastError(f"config file {str(path)!r} must hold a mapping (key: value), not {type(loaded).__name__}")
     return loaded
@@ -220,26 +254,39 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def to_yaml(config: Any) -> str:
     """The resolved settings as YAML that ``--config`` reads back to the same settings:
-    top-level keys first, then one block per section; lists on one line."""
+    top-level keys first, then one block per section; lists on one line. A URL's password is
+    masked (``user:***@host``): this text is printed and saved; give the password to the database
+    client another way (e.g. ``PGPASSWORD``, ``~/.pgpass``) or again by flag."""
     import yaml
 
     class Dumper(yaml.SafeDumper):
         pass
 
     Dumper.add_representer(list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
-    values = to_dict(config)
+    values = {k: _masked(v) for k, v in to_dict(config).items()}
     sections = {f.name for f in section_fields(type(config))}
     ordered = {k: v for k, v in values.items() if k not in sections} | {k: values[k] for k in values if k in sections}
     return yaml.dump(ordered, Dumper=Dumper, sort_keys=False, default_flow_style=False)
 
 
 def to_flat_dict(config: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"data.lookback": 30, ...}``: MLflow params (lists joined by commas)."""
+    """``{"data.lookback": 30, ...}``: MLflow params (lists joined by commas; a URL's password masked)."""
     out: dict[str, Any] = {}
     for f in fields(config):
         value = getattr(config, f.name)
         if is_dataclass(value):
             out.update(to_flat_dict(value, f"{prefix}{f.name}."))
         else:
-            out[f"{prefix}{f.name}"] = ",".join(map(str, value)) if isinstance(value, list) else value
+            out[f"{prefix}{f.name}"] = _masked(",".join(map(str, value)) if isinstance(value, list) else value)
     return out
+
+
+def _masked(value: Any) -> Any:
+    """A settings value with the password of any URL in it masked (sections and lists inside too)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value

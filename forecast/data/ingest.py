@@ -173,11 +173,25 @@ def _normalise_columns(raw: pd.DataFrame, label: str, date_format: str | None = 
         renamed[col] = key
     frame = raw[list(renamed)].set_axis(list(renamed.values()), axis=1)
     if "date" not in frame:
+        separator = _other_separator(raw.columns)
+        if separator:
+            raise ForecastError(f"{label} looks {separator}-separated; save it with commas between the columns "
+                                f"(and decimal points, not commas, in the numbers)")
         raise ForecastError(f"{label} has no date column; name the column of dates Date")
     if "close" not in frame and "adj_close" not in frame:
         raise ForecastError(f"{label} has no Close or Adj Close column; name the column of closing prices Close")
     dates = parse_dates(frame["date"], label, date_format)
     return frame.drop(columns="date").set_index(pd.DatetimeIndex(dates, name="date"))
+
+
+def _other_separator(columns) -> str | None:
+    """The name of the separator a header read with commas was written with, when split by it one of its
+    names is a date column (``Date;Close``: semicolon); else None. Says nothing of the header's text."""
+    for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        names = [part.strip().lower() for col in map(str, columns) if sep in col for part in col.split(sep)]
+        if any(_ALIASES.get(part) == "date" for part in names):
+            return name
+    return None
 
 
 def _validate(frame: pd.DataFrame, label: str, notes: list[str]) -> pd.DataFrame:
@@ -190,7 +204,9 @@ def _validate(frame: pd.DataFrame, label: str, notes: list[str]) -> pd.DataFrame
             if bad.any():
                 at = frame.index[np.flatnonzero(bad)[0]]
                 cell = str(frame[col][bad].iloc[0])[:40]
-                raise ForecastError(f"{label}: {col} holds {cell!r} on {at:%Y-%m-%d}, not a number")
+                comma = " (a decimal comma? write numbers with a decimal point)" if re.fullmatch(
+                    r"\s*-?\d{1,3}(?:[.\s]?\d{3})*,\d+\s*", cell) else ""
+                raise ForecastError(f"{label}: {col} holds {cell!r} on {at:%Y-%m-%d}, not a number{comma}")
             frame[col] = values
     frame = frame.astype("float64")
     if "adj_close" not in frame:
@@ -218,5 +234,38 @@ def _validate(frame: pd.DataFrame, label: str, notes: list[str]) -> pd.DataFrame
                                 f"prices must be finite and {kind}")
     if len(frame) > 1 and np.ptp(frame["adj_close"].to_numpy()) == 0:
         notes.append(f"{label}: the price never changes, so there is nothing to learn; check the data")
+    notes.extend(_calendar_notes(frame, label))
     ordered = [c for c in (*PRICE_COLUMNS, "volume") if c in frame]
     return frame[ordered]
+
+
+MAX_GAP = 10            # trading (business) days between two rows beyond which data is missing, not a holiday
+MAX_DAILY_MOVE = 0.4    # |log return| in one day: no index has moved that much (a typo, or a split not adjusted)
+
+
+def _calendar_notes(frame: pd.DataFrame, label: str) -> list[str]:
+    """What the dates and prices say that a model would otherwise take at face value: rows on weekends (the
+    exchange of a CSV is unknown, so Saturdays and Sundays), holes of more than ``MAX_GAP`` trading days (the
+    return across one counts as a single day's), and daily moves beyond ``MAX_DAILY_MOVE``."""
+    notes = []
+    days = frame.index.to_numpy().astype("datetime64[D]")
+    weekend = frame.index.day_of_week >= 5
+    if weekend.any():
+        notes.append(f"{label}: {int(weekend.sum())} row(s) fall on a Saturday or Sunday, when exchanges do not "
+                     f"trade (first {frame.index[weekend][0]:%Y-%m-%d}); each counts as a trading day: check the dates")
+    if len(days) > 1:
+        gaps = np.busday_count(days[:-1], days[1:]) - 1      # trading days with no row between two rows
+        holes = np.flatnonzero(gaps > MAX_GAP)
+        if len(holes):
+            i = holes[0]
+            more = f" ({len(holes) - 1} more such gap(s))" if len(holes) > 1 else ""
+            notes.append(f"{label}: no rows between {frame.index[i]:%Y-%m-%d} and {frame.index[i + 1]:%Y-%m-%d} "
+                         f"({gaps[i]} trading days){more}; the return across the gap counts as one day's")
+        moves = np.diff(np.log(frame["adj_close"].to_numpy()))
+        wild = np.flatnonzero(np.abs(moves) > MAX_DAILY_MOVE)
+        if len(wild):
+            i = wild[0]
+            more = f" ({len(wild) - 1} more such day(s))" if len(wild) > 1 else ""
+            notes.append(f"{label}: the log return on {frame.index[i + 1]:%Y-%m-%d} is {moves[i]:+.2f}, a move no "
+                         f"index makes in a day{more}; check the price on that row")
+    return notes

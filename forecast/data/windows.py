@@ -68,9 +68,10 @@ def build_series(history: PriceHistory, target: str = "return", features: list[s
             raise ForecastError(f"--features volume needs a positive Volume on every day, which {history.name} lacks; drop 'volume'")
         columns["volume"] = np.diff(np.log(volume))
     inverted = (frame["high"] < frame["low"]).to_numpy() if "high" in frame and "low" in frame else np.zeros(0, bool)
-    if target == "volatility" and inverted.any():
+    if (target == "volatility" or "range" in features) and inverted.any():   # both read log(High / Low)
         day = frame.index[inverted][0]
-        raise ForecastError(f"--target volatility: High is below Low on {day:%Y-%m-%d} in {history.name}; fix the data")
+        flag = "--target volatility" if target == "volatility" else "--features range"
+        raise ForecastError(f"{flag}: High is below Low on {day:%Y-%m-%d} in {history.name}; fix the data")
     # A High below Low on some day: no Parkinson proxy, |return| on every day.
     proxy, kind = volatility_proxy(frame.drop(columns=["high", "low"]) if inverted.any() else frame,
                                    np.r_[np.nan, returns])
@@ -152,9 +153,14 @@ def time_split(n_days: int, lookback: int, horizon: int, val_fraction: float, te
     test = origins[len(origins) - n_test:]
     train, val = carve_validation(purged(origins, test[0] if n_test else n_days, horizon), n_val, horizon)
     if len(train) < MIN_TRAIN or len(val) < MIN_EVAL or len(test) < MIN_EVAL:
-        need = int(np.ceil((MIN_TRAIN + 2 * (horizon - 1)) / max(1e-9, 1 - val_fraction - test_fraction))) + lookback + horizon
-        raise ForecastError(
-            f"history too short: {n_days} days give {max(len(origins), 0)} windows of --lookback {lookback} "
-            f"and --horizon {horizon} ({len(train)} train, {len(val)} validation, {len(test)} test); "
-            f"need about {need} days, or use a shorter --lookback")
+        share = max(1e-9, 1 - val_fraction - test_fraction)
+        need = int(np.ceil((MIN_TRAIN + 2 * (horizon - 1)) / share)) + lookback + horizon
+        # Blame what costs the most days: the horizon (its targets, purged at each cut) or the lookback.
+        horizon_days = need - (int(np.ceil(MIN_TRAIN / share)) + lookback + 1)
+        counts = (f"{n_days} days give {max(len(origins), 0)} windows of --lookback {lookback} and --horizon "
+                  f"{horizon} ({len(train)} train, {len(val)} validation, {len(test)} test)")
+        if horizon_days > lookback:
+            raise ForecastError(f"--horizon {horizon} is too long for this data: {counts}; use a shorter --horizon "
+                                f"(or about {need} days of history)")
+        raise ForecastError(f"history too short: {counts}; need about {need} days, or use a shorter --lookback")
     return Split(train, val, test)

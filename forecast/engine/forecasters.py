@@ -30,6 +30,7 @@ from ..errors import ForecastError
 from ..models import ModelEntry, baselines, distribution_baselines
 from ..models.recurrent import MeanNetwork, NetShape, ScaledNetwork
 from ..models.training import TrainingModule
+from .convergence import check_network
 
 EpochHook = Callable[[dict], None]
 RESTART_SEED_STEP = 10_007   # restart k trains with seed + k * this: far from the seeds users give
@@ -163,6 +164,7 @@ class NetworkForecaster:
         self.module_, self.scaler_, self.history_ = module, datamodule.scaler, recorder.history
         self.best_epoch_, self.best_val_loss_ = recorder.best_epoch, recorder.best_loss
         self.network_ = self.export()
+        check_network(self.entry.name, self.train.seed, self.best_val_loss_, self.network_, series, split, self.ctx)
         return self
 
     def _train_once(self, series: FeatureSeries, split: Split, restart: int):

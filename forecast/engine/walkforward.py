@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -49,6 +49,11 @@ def first_test_origin(series: FeatureSeries, origins: np.ndarray, test_start: st
 def make_folds(series: FeatureSeries, lookback: int, horizon: int, settings: BacktestSettings,
                val_fraction: float = 0.15) -> list[Fold]:
     origins = forecastable_origins(len(series), lookback, horizon)
+    if len(origins) < MIN_TRAIN + 2 * MIN_EVAL:     # not even one fold: say which setting eats the days
+        too_long = "--horizon" if horizon > lookback else "--lookback"
+        raise ForecastError(f"{too_long} {horizon if too_long == '--horizon' else lookback} is too long for this "
+                            f"data: {len(series)} days give {max(len(origins), 0)} windows of --lookback {lookback} "
+                            f"and --horizon {horizon}; use a shorter {too_long}")
     first = first_test_origin(series, origins, settings.test_start)
     folds = []
     for number, start in enumerate(range(first, len(origins), settings.refit_every), 1):
@@ -127,7 +132,8 @@ def fit_unit(unit: Unit, series: FeatureSeries, network: NetworkSettings, train:
     results, state = [], None
     for fold in unit.folds:
         start = time.perf_counter()
-        model = make_forecaster(unit.entry, network, train, ctx, init_state=state, progress=progress, on_epoch=on_epoch)
+        model = make_forecaster(unit.entry, network, train, replace(ctx, fold=fold.number), init_state=state,
+                                progress=progress, on_epoch=on_epoch)
         model.fit(series, fold.split)
         distribution, by_seed = model.predict_distribution(series, fold.split.test), None
         if isinstance(model, SeedEnsemble):

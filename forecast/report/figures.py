@@ -18,8 +18,13 @@ def save_figure(fig, path: Path) -> Path:
 
 
 def pyplot():
+    import warnings
+
     import matplotlib
 
+    # A title naming a file such as 数据.csv: the default font lacks the glyphs, the figure shows boxes; no
+    # warning per character and figure (the name is printed correctly in the command's own lines).
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from (current )?font", category=UserWarning)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

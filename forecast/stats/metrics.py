@@ -114,10 +114,19 @@ def diebold_mariano(y: np.ndarray, p: np.ndarray, naive: np.ndarray, horizon: in
 
 def diebold_mariano_losses(loss: np.ndarray, base_loss: np.ndarray, horizon: int = 1) -> tuple[float, float]:
     """The same test on any daily losses (e.g. CRPS): ``d_t = loss_t - base_loss_t``; see :func:`diebold_mariano`."""
-    d = np.asarray(loss, dtype=np.float64) - np.asarray(base_loss, dtype=np.float64)
+    loss, base_loss = np.asarray(loss, dtype=np.float64), np.asarray(base_loss, dtype=np.float64)
+    d = loss - base_loss
     t = len(d)
     if t < 3:
         return float("nan"), float("nan")
+    # A difference without variance (up to rounding) has no t statistic; it is decided outright:
+    # equal losses every day are no evidence of a difference, a model better (worse) by the same amount
+    # every day is as strong evidence as there is.
+    tol = tie_tolerance(loss, base_loss)
+    if np.ptp(d) <= tol:
+        if abs(d.mean()) <= tol:
+            return float("nan"), 1.0
+        return (float("-inf") if d.mean() < 0 else float("inf")), 0.0
     centred = d - d.mean()
     lrv = np.dot(centred, centred) / t
     for k in range(1, horizon):
@@ -157,6 +166,16 @@ def forecast_metrics(y: np.ndarray, p: np.ndarray, naive: np.ndarray, target: st
 # ---------------------------------------------------------------- many models at once (SPA, MCS)
 
 MIN_DAYS = 10  # fewer complete days than this: no bootstrap test is worth its name
+TIE = 1e-9     # daily loss differences within this share of the losses' mean size are rounding: a tie
+
+
+def tie_tolerance(*losses: np.ndarray) -> float:
+    """How far apart two daily losses may be and still count as equal: ``TIE`` times the mean absolute
+    (finite) loss of ``losses``. Models that forecast perfectly differ by rounding only (1e-21 against
+    losses of 1e-6): their differences have no variance to test, and must get the same verdict."""
+    values = np.concatenate([np.ravel(np.asarray(x, dtype=np.float64)) for x in losses])
+    values = np.abs(values[np.isfinite(values)])
+    return TIE * float(values.mean()) if len(values) else 0.0
 
 
 def default_block_size(n_days: int) -> int:
@@ -222,7 +241,8 @@ def spa_test(losses: pd.DataFrame, benchmark: str, *, block_size: int | None = N
     above either way (not truncated at 0: negative when every model is worse). Days with a NaN in any column are dropped
     first (``n_days`` counts those left). Models whose loss equals the benchmark's every day
     cannot be better and are left out (arch would report p = 0 for them); if no model is left,
-    every p-value is 1.0. A model better by the same amount every day gives p-values 0.0.
+    every p-value is 1.0. A model better by the same amount every day gives p-values 0.0 (both up to
+    rounding: :func:`tie_tolerance`).
     """
     from arch.bootstrap import SPA  # arch is slow to import: only when asked
 
@@ -237,8 +257,9 @@ def spa_test(losses: pd.DataFrame, benchmark: str, *, block_size: int | None = N
         raise ValueError(f"block_size must be >= 1, got {block_size}")
     d = complete[benchmark].to_numpy()[:, None] - complete.drop(columns=benchmark).to_numpy()   # [T, k]
     out = {"benchmark": benchmark, "block_size": block, "reps": int(reps), "n_days": t}
-    constant = np.all(d == d[0], axis=0)                                                        # [k]
-    if np.any(constant & (d[0] > 0)):
+    tol = tie_tolerance(complete.to_numpy())
+    constant = np.ptp(d, axis=0) <= tol                    # [k]: no variance (up to rounding): decided outright
+    if np.any(constant & (d.mean(axis=0) > tol)):
         return {"pvalue": 0.0, "pvalue_lower": 0.0, "pvalue_upper": 0.0, "statistic": float("inf"), **out}
     d = d[:, ~constant]
     if d.shape[1] == 0:
@@ -265,9 +286,11 @@ def model_confidence_set(losses: pd.DataFrame, size: float = 0.10, *, block_size
     ``block_size``, default :func:`default_block_size`, ``reps`` draws, ``seed``). Returns, per
     column, ``{"in_mcs": mcs_pvalue > size, "mcs_pvalue": the MCS p-value}``.
 
-    Days with a NaN in any column are dropped first. Columns with identical losses every day
-    cannot be told apart: they are tested as one model and share its result (arch itself fails
-    on them). A single distinct model is the whole set (p-value 1.0).
+    Days with a NaN in any column are dropped first. Columns with identical losses every day (up to
+    rounding, :func:`tie_tolerance`) cannot be told apart: they are tested as one model and share its
+    result (arch itself fails on them). A model worse than another by the same amount every day is out
+    (p-value 0.0): its difference has no variance to test. A single distinct model left is the whole set
+    (p-value 1.0).
     """
     from arch.bootstrap import MCS  # arch is slow to import: only when asked
 
@@ -277,20 +300,32 @@ def model_confidence_set(losses: pd.DataFrame, size: float = 0.10, *, block_size
     block = default_block_size(len(complete)) if block_size is None else int(block_size)
     if block < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
-    representative: dict[str, str] = {}                   # column -> first column with the same losses
-    seen: dict[bytes, str] = {}
+    tol = tie_tolerance(complete.to_numpy())
+    representative: dict[str, str] = {}      # column -> first column with the same losses (up to rounding: ``TIE``)
     for name in complete.columns:
-        representative[name] = seen.setdefault((complete[name].to_numpy() + 0.0).tobytes(), name)  # -0.0 -> 0.0
+        x = complete[name].to_numpy()
+        representative[name] = next((r for r in dict.fromkeys(representative.values())
+                                     if np.max(np.abs(x - complete[r].to_numpy())) <= tol), name)
     distinct = list(dict.fromkeys(representative.values()))
+    # A model worse than another by the same amount every day (a difference without variance, which the
+    # bootstrap cannot studentize) is out of the set outright, with p-value 0.
+    pvalues: dict[str, float] = {}
+    for name in distinct:
+        x = complete[name].to_numpy()
+        for other in distinct:
+            d = x - complete[other].to_numpy()
+            if other != name and np.ptp(d) <= tol and d.mean() > tol:
+                pvalues[name] = 0.0
+                break
+    distinct = [name for name in distinct if name not in pvalues]
     if len(distinct) == 1:
-        pvalues = {distinct[0]: 1.0}
+        pvalues[distinct[0]] = 1.0
     else:
         # A plain array: arch maps positions to column names with an indexing that pandas 3's string
         # columns reject; positions are mapped back here.
         mcs = MCS(complete[distinct].to_numpy(), size, reps=reps, block_size=block, method=method,
                   bootstrap="stationary", seed=seed)
         mcs.compute()
-        pvalues: dict[str, float] = {}
         for index, p in mcs.pvalues["Pvalue"].items():
             for position in np.ravel(index):  # on an exact tie arch eliminates two models in one step
                 pvalues.setdefault(distinct[int(position)], float(p))

@@ -137,9 +137,10 @@ class Objective:
 
         ev = self.evaluation
         self.trial_id = trial._trial_id
+        # First, before sampling (which may take a while): a stopped command finds its trials by it.
+        trial.set_user_attr(WORKER_ATTR, self.identity)
         params = suggest(trial, ev.spaces[self.entry.name])
         setup = self.setup = setup_of(params, ev.network, ev.train)
-        trial.set_user_attr(WORKER_ATTR, self.identity)     # first: a stopped command finds its trials by it
         run_id = None
         if self.runs is not None:
             run_id = self.runs.start(self.entry.name, self.study, trial, params | {"dropout_used": setup.network.dropout})

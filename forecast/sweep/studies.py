@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..tracking import store
-from ..errors import ForecastError
+from ..errors import ForecastError, redact   # redact: the one masking of a URL's password, for st.redact too
 from ..models import ModelEntry
 from .trial_runs import WORKER_ATTR, TrialRuns, end_trial_run
 from .objective import Evaluation, Objective
@@ -41,16 +41,6 @@ def quiet_optuna() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-
-
-def redact(url: str) -> str:
-    """A storage URL without its password, for messages, files and MLflow."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("://", 1)[0] + "://..."
 
 
 @dataclass(frozen=True)
@@ -114,7 +104,7 @@ def open_storage(spec: StorageSpec):
     except (ImportError, sqlalchemy.exc.SQLAlchemyError, ValueError, RuntimeError, OSError) as err:
         reason = getattr(err, "orig", None) or err.__cause__ or err
         line = next((s.strip() for s in str(reason).splitlines() if s.strip()), type(err).__name__)
-        raise ForecastError(f"the study storage {redact(spec.url)} cannot be opened ({line}); start the "
+        raise ForecastError(f"the study storage {redact(spec.url)} cannot be opened ({redact(line)}); start the "
                             f"database, fix --storage, or leave it out for a SQLite file in --out") from None
 
 

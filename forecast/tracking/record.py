@@ -1,8 +1,8 @@
 """The record of one command's run: its output folder and its MLflow run, opened and closed together.
 
-``RunRecord`` is the one ending of every command that writes results: an output folder whose
-files are written under a temporary name and renamed when complete, a ``manifest.json``
-written last (a folder without one is visibly incomplete), and an MLflow run opened when the
+``RunRecord`` is the one ending of every command that writes results: an output folder written
+as a transaction (a staging folder beside it, locked against a second command, renamed into
+place when complete with its ``manifest.json`` written last: ``outputs.StagedOutput``), and an MLflow run opened when the
 work starts (params first, losses as they come, exactly the files written as artifacts at the
 end) and closed FINISHED, FAILED or KILLED.
 """
@@ -22,7 +22,7 @@ from ..config.yaml_io import to_flat_dict, to_yaml
 from ..console import Echo
 from ..errors import Interrupted
 from . import runs as tracking
-from .outputs import MANIFEST, default_out_dir, prepare_out
+from .outputs import MANIFEST, StagedOutput, default_out_dir
 
 
 def data_tags(history, series) -> dict[str, str]:
@@ -47,27 +47,47 @@ class RunRecord:
     params: dict[str, Any] = field(default_factory=dict)
     echo: Echo = print
     overwrite: bool = False
-    files: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)      # written so far, relative to the output folder
     run_id: str | None = None
+    unique: bool = False               # a default name: the next free suffix when taken
+    work: Path | None = None           # where files are written until the output is complete
+    staged: StagedOutput | None = None
 
     @classmethod
     def for_settings(cls, cfg, kind: str, source: str, run_name: str, out_parts: tuple[str, ...],
                      echo: Echo = print) -> "RunRecord":
         out = Path(cfg.out) if cfg.out else default_out_dir(*out_parts)
         experiment = tracking.experiment_name(source, cfg.experiment) if cfg.track else None
-        return cls(out, kind, source, experiment, run_name, to_flat_dict(cfg), echo, cfg.overwrite)
+        return cls(out, kind, source, experiment, run_name, to_flat_dict(cfg), echo, cfg.overwrite,
+                   unique=not cfg.out)
 
     # -------------------------------------------------------------- lifecycle
 
     def __enter__(self) -> "RunRecord":
         self.prepare()
-        if self.experiment:
-            self.run_id = self.start_run()
+        try:
+            if self.experiment:
+                self.run_id = self.start_run()
+        except BaseException:
+            self.discard()
+            raise
         return self
 
     def prepare(self) -> None:
-        """Make the output folder ready: new, empty, or an earlier output (``overwrite``)."""
-        prepare_out(self.out, tracked=self.experiment is not None, overwrite=self.overwrite)
+        """Claim the output folder (new, empty, or an earlier output to replace with ``overwrite``) and
+        stage the files beside it."""
+        self.staged = StagedOutput(self.out, tracked=self.experiment is not None, overwrite=self.overwrite,
+                                   unique=self.unique)
+        self.out = self.staged.claim()
+        self.work = self.staged.staging
+
+    def publish(self) -> None:
+        """The output is complete: it takes its place (replacing an earlier one now, not before)."""
+        self.staged.publish()
+
+    def discard(self) -> None:
+        if self.staged is not None:
+            self.staged.discard()
 
     def start_run(self) -> str:
         """Open this command's MLflow run (active in this process); its id."""
@@ -75,21 +95,29 @@ class RunRecord:
         return tracking.start_run(self.experiment, self.run_name, tags, self.params).info.run_id
 
     def __exit__(self, kind, error, trace) -> None:
-        if error is None:
-            self.json(MANIFEST, {"files": [p.relative_to(self.out).as_posix() for p in self.files],
-                                 "run_id": self.run_id, "written": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        if self.run_id:
-            stopped = isinstance(error, (KeyboardInterrupt, Interrupted))
-            status = "FINISHED" if error is None else "KILLED" if stopped else "FAILED"
+        try:
             if error is None:
-                tracking.log_files(self.files, self.out)
-            tracking.end_run(status)
+                self.json(MANIFEST, {"files": [p.as_posix() for p in self.files],
+                                     "run_id": self.run_id, "written": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                self.publish()
+        except BaseException as failed:      # e.g. interrupted at the last moment: the run says so
+            error = failed
+            raise
+        finally:
+            if error is not None:
+                self.discard()
+            if self.run_id:
+                stopped = isinstance(error, (KeyboardInterrupt, Interrupted))
+                status = "FINISHED" if error is None else "KILLED" if stopped else "FAILED"
+                if error is None:
+                    tracking.log_files([self.out / p for p in self.files], self.out)
+                tracking.end_run(status)
         if error is None:
-            listed = ", ".join(p.relative_to(self.out).as_posix() for p in self.files if p.name != MANIFEST)
+            listed = ", ".join(p.as_posix() for p in self.files if p.name != MANIFEST)
             self.echo(f"\noutputs: {self.out}/ ({listed})")
             if self.run_id:
-                self.echo(f"mlflow: run {self.run_id} in experiment {self.experiment!r} ({tracking.tracking_uri()}); "
-                          f"browse with `mlflow ui --backend-store-uri {tracking.tracking_uri()}`")
+                self.echo(f"mlflow: run {self.run_id} in experiment {self.experiment!r} ({tracking.shown_uri()}); "
+                          f"browse with `mlflow ui --backend-store-uri {tracking.shown_uri()}`")
 
     # -------------------------------------------------------------- tracking
 
@@ -113,19 +141,22 @@ class RunRecord:
 
     def commit(self, name: str, write: Callable[[Path], Any]) -> Path:
         """Write ``name`` under a temporary name, then rename: a file is either complete or absent."""
-        final = self.out / name
+        final = self.work / name
+        final.parent.mkdir(parents=True, exist_ok=True)
         partial = final.with_name(f".{final.stem}.partial{final.suffix}")  # keeps the suffix: savefig reads it
         write(partial)
         os.replace(partial, final)
-        if final not in self.files:
-            self.files.append(final)
+        if Path(name) not in self.files:
+            self.files.append(Path(name))
         return final
 
     def csv(self, name: str, frame: pd.DataFrame) -> Path:
         return self.commit(name, lambda p: frame.to_csv(p, index=False, date_format="%Y-%m-%d"))
 
     def json(self, name: str, data: Any) -> Path:
-        return self.commit(name, lambda p: p.write_text(json.dumps(data, indent=2), encoding="utf-8"))
+        """Strict JSON: a number that is not finite is written as null (no NaN or Infinity tokens)."""
+        text = json.dumps(tracking.clean(data), indent=2, allow_nan=False)
+        return self.commit(name, lambda p: p.write_text(text, encoding="utf-8"))
 
     def text(self, name: str, text: str) -> Path:
         return self.commit(name, lambda p: p.write_text(text, encoding="utf-8"))

@@ -51,10 +51,13 @@ def open_store() -> None:
         return
     store.check_store()
     mlflow = _mlflow()
-    with store.creation_lock():
-        client = mlflow.MlflowClient()
-        client.search_experiments(max_results=1)   # creates and migrates a new SQLite store
-    store.reap_orphaned_runs(client)
+    try:
+        with store.creation_lock():
+            client = mlflow.MlflowClient()
+            client.search_experiments(max_results=1)   # creates and migrates a new SQLite store
+        store.reap_orphaned_runs(client)
+    except Exception as err:      # a store check_store could not tell unusable (a damaged database...): one line
+        raise store.unusable(err) from None
     _opened.add(uri)
 
 
@@ -136,6 +139,11 @@ def tracking_uri() -> str:
     return store.tracking_uri()
 
 
+def shown_uri() -> str:
+    """The store's address for messages and logs: its password masked."""
+    return store.shown_uri()
+
+
 def find_runs(experiment: str | None = None, kind: str | None = None, source: str | None = None,
               max_results: int = 1000):
     """Finished runs (newest first) as a pandas frame; empty if none (and no store is created to say so).
@@ -167,20 +175,22 @@ def _search_finished(experiment: str | None, kind: str | None, max_results: int,
                                  max_results=max_results, output_format=output_format)
 
 
-def latest_fit_run(source: str, run_id: str | None = None):
-    """The run to predict with: ``run_id`` if given, else the newest finished fit of ``source``."""
+def latest_fit_run(source: str, run_id: str | None = None, fit_args: str | None = None):
+    """The run to predict with: ``run_id`` if given, else the newest finished fit of ``source``.
+    ``fit_args``: the data flags of the fit to suggest when there is none (default ``--ticker SOURCE``)."""
     if not store.store_exists():
-        raise ForecastError(f"no tracking store at {store.tracking_uri()}: run `forecast fit` first (from this folder)")
+        raise ForecastError(f"no tracking store at {shown_uri()}: run `forecast fit` first (from this folder)")
     open_store()
     if run_id:
         try:
             return _mlflow().get_run(run_id)
         except Exception:
-            raise ForecastError(f"--run-id {run_id!r} not found in the tracking store {tracking_uri()}") from None
+            raise ForecastError(f"--run-id {run_id!r} not found in the tracking store {shown_uri()}") from None
     runs = _search_finished(None, "fit", 50_000, output_format="list")
     found = next((r for r in runs if r.data.tags.get(TAG_SOURCE, "").lower() == source.lower()), None)
     if found is None:
-        raise ForecastError(f"no finished fit of {source!r} in {tracking_uri()}; run `forecast fit --ticker {source}` first")
+        raise ForecastError(f"no finished fit of {source!r} in {shown_uri()}; run "
+                            f"`forecast fit {fit_args or f'--ticker {source}'}` first")
     return found
 
 
@@ -188,15 +198,20 @@ def load_network(run_id: str, allowed_cells: tuple[str, ...] = (), allow_pickle:
     """The logged network of a run (raw windows in, forecasts out), rebuilt from the toolkit's classes
     with its weights read as tensors only. Runs logged by older versions hold a pickle instead:
     those load only with ``allow_pickle`` (unpickling runs whatever code the store holds)."""
+    import tempfile
+
     mlflow = _mlflow()
     from ..models.saved import load_network as load_saved
 
-    try:
-        folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=NETWORK_DIR)
-    except Exception:
-        folder = None
-    if folder is not None:
-        return load_saved(Path(folder), allowed_cells)
+    # Downloaded into a folder of our own, removed when loaded (or refused): MLflow's default is a
+    # temporary folder that nobody removes. torch.load reads the weights whole, so nothing is needed later.
+    with tempfile.TemporaryDirectory(prefix="forecast-network-") as tmp:
+        try:
+            folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=NETWORK_DIR, dst_path=tmp)
+        except Exception:
+            folder = None
+        if folder is not None:
+            return load_saved(Path(folder), allowed_cells, name=f"run {run_id}")
     if not allow_pickle:
         raise ForecastError(f"run {run_id} has no {NETWORK_DIR}/ weights: it was logged by an older version as a "
                             f"pickle, and unpickling runs code from the tracking store; refit, or pass "
@@ -210,9 +225,12 @@ def load_network(run_id: str, allowed_cells: tuple[str, ...] = (), allow_pickle:
 
 
 def clean(value: Any) -> Any:
-    """JSON-safe value: NaN -> None, numpy scalars -> Python, dicts cleaned inside."""
+    """Strict-JSON-safe value: NaN and +-Infinity -> None, numpy scalars and arrays -> Python, dicts, lists and
+    tuples cleaned inside (strict JSON has no token for a number that is not finite)."""
     if isinstance(value, dict):
         return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [clean(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
     if isinstance(value, (np.floating, np.integer, np.bool_)):
         value = value.item()
-    return None if isinstance(value, float) and math.isnan(value) else value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
