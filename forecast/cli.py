@@ -50,7 +50,9 @@ COMMANDS: dict[str, Command] = {
     "bench": Command(C.BenchConfig, "lab:bench", "models on simulated series with a known best possible error",
                      "Fit models on simulated series (rw, ar2, longmem at several lags, tar) with the same training "
                      "recipe as every other command, and print RMSE divided by the noise's standard deviation, the "
-                     "best any forecast can do.", print_config=True),
+                     "best any forecast can do. --family tune|report|all judges the recipe on 36 simulated processes "
+                     "(lags 2-50, AR(2), threshold AR, random walks), split once into a part the recipe may be tuned "
+                     "on and a part only reported, every (process, model, seed) counted.", print_config=True),
     "diagnose gradients": Command(C.DiagnoseConfig, "lab:gradients",
                                   "gradient of the last output w.r.t. inputs k steps back",
                                   "For a batch of windows, the norm of the gradient of the last output with respect "

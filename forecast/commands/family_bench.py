@@ -99,7 +99,7 @@ def run_case(process: Process, entry, train, network) -> dict:
         return process.to_dict() | {
             "model": entry.name, "seed": train.seed, "optimum_rmse": best,
             "rmse_over_opt": rmse(y, p) / best, "zero_over_opt": rmse(y, np.zeros_like(y)) / best, "r2_vs_naive": r2_oos(y, p, np.zeros_like(y)),
-            "epochs": len(model.history_), "restarts": getattr(model, "restarts_", 0),
+            "epochs": len(getattr(model, "history_", None) or []), "restarts": getattr(model, "restarts_", 0),
             "seconds": time.perf_counter() - started}
     finally:
         torch.set_num_threads(threads)

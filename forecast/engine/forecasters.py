@@ -75,14 +75,16 @@ class FitContext:
 class EpochRecorder(Callback):
     """Keeps per-epoch train/val loss (and hands each row to ``on_epoch``) and the best epoch's weights."""
 
-    def __init__(self, seed: int, on_epoch: EpochHook | None = None):
-        self.seed, self.history = seed, []
+    def __init__(self, seed: int, on_epoch: EpochHook | None = None, restart: int = 0):
+        self.seed, self.restart, self.history = seed, restart, []
         self.best_loss, self.best_state, self.best_epoch = float("inf"), None, -1
         self.on_epoch = on_epoch
 
     def on_train_epoch_end(self, trainer, pl_module):
         metrics = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch, "seed": self.seed}
+        if self.restart:            # a restart's epochs are a curve of their own, not a second pass over the first
+            row["restart"] = self.restart
         for key in ("train_loss", "val_loss"):
             if key in metrics:
                 row[key] = float(metrics[key])
@@ -178,7 +180,7 @@ class NetworkForecaster:
         module = self.build_module()
         if self.init_state is not None:
             module.load_state_dict(self.init_state)
-        recorder = EpochRecorder(t.seed, self.on_epoch)
+        recorder = EpochRecorder(t.seed, self.on_epoch, restart)
         callbacks = [recorder, EarlyStopping("val_loss", patience=t.patience, mode="min")]
         if self.progress:
             callbacks.append(EpochProgress(self.entry.name))

@@ -131,10 +131,11 @@ class RunRecord:
 
     def epoch_logger(self, per_seed: bool = False) -> Callable[[dict], None]:
         """A hook for the training loop: each epoch's losses logged as they come (step = epoch);
-        with several seeds, one curve per seed (``val_loss_seed0``...)."""
+        with several seeds, one curve per seed (``val_loss_seed0``...), and one per restart (``val_loss_restart1``)."""
         def log(row: dict) -> None:
-            suffix = f"_seed{row['seed']}" if per_seed else ""
-            self.metrics({f"{k}{suffix}": v for k, v in row.items() if k not in ("epoch", "seed")}, int(row["epoch"]))
+            suffix = (f"_seed{row['seed']}" if per_seed else "") + (f"_restart{row['restart']}" if row.get("restart") else "")
+            self.metrics({f"{k}{suffix}": v for k, v in row.items() if k not in ("epoch", "seed", "restart")},
+                         int(row["epoch"]))
         return log
 
     # -------------------------------------------------------------- files
