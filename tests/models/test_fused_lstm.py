@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from forecast.models.variants import fused as fused_module
-from forecast.models.variants.fused import FusedLSTMFunction, fused_lstm
+from forecast.models.variants.fused import fused_lstm, fused_lstm_members
 from forecast.models.variants.reference import reference_lstm
 from forecast.models.variants.specs import VARIANT_SPECS, VariantSpec
 from forecast.models.variants.cells import FUSED_VARIANTS
@@ -42,7 +42,7 @@ def inputs(spec: VariantSpec, dtype=torch.float64, b=3, length=5, f=2, d=3, seed
 def test_gradcheck_float64(name):
     spec = SPECS[name]
     args = inputs(spec)
-    assert torch.autograd.gradcheck(lambda *a: FusedLSTMFunction.apply(spec, *a)[:3], args)
+    assert torch.autograd.gradcheck(lambda *a: fused_lstm(spec, *a)[:3], args)
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
@@ -117,7 +117,7 @@ def test_native_specs_are_refused():
 def test_cuda_gradcheck_float64(name):
     spec = SPECS[name]
     args = inputs(spec, device="cuda")
-    assert torch.autograd.gradcheck(lambda *a: FusedLSTMFunction.apply(spec, *a)[:3], args)
+    assert torch.autograd.gradcheck(lambda *a: fused_lstm(spec, *a)[:3], args)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -136,3 +136,24 @@ def test_cuda_matches_the_reference(name):
     ref_out.sum().backward()
     for mine, a in zip(grads, [a for a in args if a is not None]):
         torch.testing.assert_close(mine, a.grad, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["vanilla", "fgr", "cifg+fgr", "nog+noaf", "fused-np"])
+def test_members_at_once_compute_what_each_computes_alone(name):
+    """The member dimension: three networks with weights of their own in one call give each network's own
+    outputs and gradients (float64), and the member form passes gradcheck."""
+    spec = SPECS[name]
+    members = [inputs(spec, b=3, length=4, f=2, d=3, seed=10 + m) for m in range(3)]
+    stacked = [None if a is None else torch.stack([m[k] for m in members]).detach().requires_grad_()
+               for k, a in enumerate(members[0])]
+    out, c, g, _ = fused_lstm_members(spec, *stacked)
+    loss = out.pow(2).sum() + c.sum() + g.sum()
+    grads = torch.autograd.grad(loss, [a for a in stacked if a is not None])
+    for m, args in enumerate(members):
+        o1, c1, g1, _ = fused_lstm(spec, *args)
+        torch.testing.assert_close(out[m], o1, atol=1e-12, rtol=1e-12)
+        one = torch.autograd.grad(o1.pow(2).sum() + c1.sum() + g1.sum(), [a for a in args if a is not None])
+        for mine, theirs in zip(grads, one):
+            torch.testing.assert_close(mine[m], theirs, atol=1e-12, rtol=1e-12)
+    small = [None if a is None else a[:2].detach().requires_grad_() for a in stacked]
+    assert torch.autograd.gradcheck(lambda *a: fused_lstm_members(spec, *a)[:3], small)
