@@ -93,8 +93,8 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
         from ..engine.walkforward import plan_units, run_units
 
         started = time.perf_counter()
-        results = run_units(plan_units(plan.entries, plan.folds, plan.backtest.warm_start, plan.setups), plan.series,
-                            cfg.network, cfg.train, d.lookback, d.horizon, plan.backtest.jobs, echo)
+        units = plan_units(plan.entries, plan.folds, plan.backtest.warm_start, cfg.network, cfg.train, plan.setups)
+        results = run_units(units, plan.series, cfg.network, cfg.train, d.lookback, d.horizon, plan.backtest.jobs, echo)
         echo(f"fitted {len(results)} model-folds in {time.perf_counter() - started:.1f}s")
         judged = judge(plan, results, cfg, record)
         _write(record, plan, judged, cfg)

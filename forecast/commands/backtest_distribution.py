@@ -119,7 +119,7 @@ def _volatility_reference(history, folds: list, cfg) -> dict[str, pd.Series]:
 
     d = cfg.data
     volatility = build_series(history, "volatility", d.features)
-    results = run_units(plan_units([get_entry(VOLATILITY_REFERENCE)], folds, False), volatility, cfg.network,
+    results = run_units(plan_units([get_entry(VOLATILITY_REFERENCE)], folds, False, cfg.network, cfg.train), volatility, cfg.network,
                         cfg.train, d.lookback, d.horizon, 1, echo=lambda line: None)
     by_fold = {r.fold: r for r in results}
     dates = np.concatenate([volatility.target_dates(f.split.test) for f in folds])

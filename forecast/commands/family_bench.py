@@ -55,35 +55,41 @@ def bench_family(cfg: BenchConfig, echo: Echo = print) -> pd.DataFrame:
 
 
 def _run(cases: list, cfg: BenchConfig, echo: Echo) -> list[dict]:
-    """Every case, in this process or in ``--jobs`` workers; rows in the order of ``cases`` either way."""
+    """Every case, in this process or in ``--jobs`` workers; rows in the order of ``cases`` either way. The seeds of
+    one process and model are one piece of work: their networks train as a population where that pays."""
     from ..engine.workers import cap_jobs, pool_context, worker_pool
 
-    jobs, note = cap_jobs(cfg.bench.jobs, len(cases))
+    pieces = list(dict.fromkeys((p, e) for p, e, _ in cases))
+    seeds = list(dict.fromkeys(s for _, _, s in cases))
+    jobs, note = cap_jobs(cfg.bench.jobs, len(pieces))
     if note:
         echo(f"note: {note}")
-    args = [(p, e, replace(cfg.train, seed=s, seeds=[]), cfg.network) for p, e, s in cases]
+    args = [(p, e, seeds, cfg.train, cfg.network) for p, e in pieces]
     rows: list[dict] = []
 
-    def report(row: dict) -> None:
-        rows.append(row)
-        echo(f"  [{len(rows)}/{len(cases)}] {row['process']:<18} {row['model']:<6} seed {row['seed']}: RMSE / "
-             f"optimum {row['rmse_over_opt']:.3f} ({row['seconds']:.0f}s, {row['epochs']} epochs)")
+    def report(batch: list[dict]) -> None:
+        for row in batch:
+            rows.append(row)
+            echo(f"  [{len(rows)}/{len(cases)}] {row['process']:<18} {row['model']:<6} seed {row['seed']}: RMSE / "
+                 f"optimum {row['rmse_over_opt']:.3f} ({row['seconds']:.0f}s, {row['epochs']} epochs)")
 
     if jobs == 1:
         for a in args:
-            report(run_case(*a))
+            report(run_cases(*a))
         return rows
     with worker_pool(jobs, pool_context(cfg.train.accelerator)) as pool:
-        for row in pool.map(run_case, *zip(*args)):
-            report(row)
+        for batch in pool.map(run_cases, *zip(*args)):
+            report(batch)
     return rows
 
 
-def run_case(process: Process, entry, train, network) -> dict:
-    """One training of ``entry`` on ``process`` with training seed ``train.seed``, on one torch thread."""
+def run_cases(process: Process, entry, seeds: list[int], train, network) -> list[dict]:
+    """``entry`` trained on ``process`` once per training seed (as a population where it pays), on one torch
+    thread: one row per seed."""
     import torch
 
     from ..engine.forecasters import FitContext, make_forecaster
+    from ..engine.population import fit_forecasters, population_size
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -94,13 +100,18 @@ def run_case(process: Process, entry, train, network) -> dict:
         best = rmse(make_targets(process_innovations(process), split.test, 1)[:, 0], np.zeros_like(y))
         started = time.perf_counter()
         ctx = FitContext(series.feature_names, "return", process.lookback, 1)
-        model = make_forecaster(entry, network, train, ctx, progress=False).fit(series, split)
-        p = model.predict(series, split.test)[:, 0]
-        return process.to_dict() | {
-            "model": entry.name, "seed": train.seed, "optimum_rmse": best,
-            "rmse_over_opt": rmse(y, p) / best, "zero_over_opt": rmse(y, np.zeros_like(y)) / best, "r2_vs_naive": r2_oos(y, p, np.zeros_like(y)),
-            "epochs": len(getattr(model, "history_", None) or []), "restarts": getattr(model, "restarts_", 0),
-            "seconds": time.perf_counter() - started}
+        models = [make_forecaster(entry, network, replace(train, seed=s, seeds=[]), ctx, progress=False) for s in seeds]
+        fit_forecasters([(m, series, split) for m in models], population_size(entry, network, train), train)
+        seconds = (time.perf_counter() - started) / len(models)
+        rows = []
+        for seed, model in zip(seeds, models):
+            p = model.predict(series, split.test)[:, 0]
+            rows.append(process.to_dict() | {
+                "model": entry.name, "seed": seed, "optimum_rmse": best, "rmse_over_opt": rmse(y, p) / best,
+                "zero_over_opt": rmse(y, np.zeros_like(y)) / best, "r2_vs_naive": r2_oos(y, p, np.zeros_like(y)),
+                "epochs": len(getattr(model, "history_", None) or []), "restarts": getattr(model, "restarts_", 0),
+                "seconds": seconds})
+        return rows
     finally:
         torch.set_num_threads(threads)
 

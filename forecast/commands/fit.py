@@ -93,11 +93,13 @@ def _say_split(series, split, echo: Echo) -> None:
 def _train(cfg: FitConfig, entry, series, ctx, fold, record: RunRecord, progress: bool, echo: Echo) -> list:
     """The model on fold 0 (its losses logged as they come), then its references: naive, and for a
     distribution the reference distribution. Results in that order."""
+    from ..engine.population import population_size
     from ..engine.walkforward import Unit, fit_unit
 
     seeds = cfg.train.seed_list
     started = time.perf_counter()
-    [main] = fit_unit(Unit(entry, (fold,), False), series, cfg.network, cfg.train, ctx, progress=progress,
+    unit = Unit(entry, (fold,), False, population=population_size(entry, cfg.network, cfg.train))
+    [main] = fit_unit(unit, series, cfg.network, cfg.train, ctx, progress=progress,
                       on_epoch=record.epoch_logger(per_seed=len(seeds) > 1), keep_model=True)
     seconds = time.perf_counter() - started
     echo(f"trained {entry.name}{f' ({len(seeds)} seeds)' if len(seeds) > 1 else ''} in {seconds:.1f}s"

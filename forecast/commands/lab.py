@@ -98,8 +98,6 @@ def bench_cases(cfg: BenchConfig) -> list[tuple[str, int | None]]:
 
 def bench(cfg: BenchConfig, echo: Echo = print) -> pd.DataFrame:
     """Every model on every series, lag and seed; a seed sets both the training seed and the series' seed."""
-    from ..engine.forecasters import FitContext, make_forecaster
-
     b = cfg.bench
     if b.family:
         from .family_bench import bench_family
@@ -107,7 +105,6 @@ def bench(cfg: BenchConfig, echo: Echo = print) -> pd.DataFrame:
         return bench_family(cfg, echo)
     entries = parse_models(unique_models(b.models, echo), "return")
     lookback = b.window
-    val_fraction, test_fraction = DataSettings.val_fraction, DataSettings.test_fraction   # the fields' defaults
     cases, seeds = bench_cases(cfg), cfg.train.seed_list
     echo(f"bench: {len(cases)} series x {len(seeds)} seed(s) x {len(entries)} models, lookback {lookback}, "
          f"{b.synthetic_length} days each")
@@ -115,24 +112,7 @@ def bench(cfg: BenchConfig, echo: Echo = print) -> pd.DataFrame:
     with record:
         rows = []
         for kind, lag in cases:
-            for seed in seeds:
-                train = replace(cfg.train, seed=seed, seeds=[])
-                history = simulate(kind, b.synthetic_length, b.synthetic_noise, seed, lag or 40)
-                series = build_series(history, "return", ["returns"])
-                split = time_split(len(series), lookback, 1, val_fraction, test_fraction)
-                y = make_targets(series.target, split.test, 1)[:, 0]
-                ctx = FitContext(series.feature_names, "return", lookback, 1)
-                rows.append({"series": kind, "lag": lag, "model": ZERO, "seed": seed,
-                             "rmse_over_opt": rmse(y, 0) / b.synthetic_noise})
-                for entry in entries:
-                    start = time.perf_counter()
-                    model = make_forecaster(entry, cfg.network, train, ctx, progress=False).fit(series, split)
-                    p = model.predict(series, split.test)[:, 0]
-                    ratio = rmse(y, p) / b.synthetic_noise
-                    rows.append({"series": kind, "lag": lag, "model": entry.name, "seed": seed, "rmse_over_opt": ratio})
-                    where = f"{kind}{f' lag {lag}' if lag else ''} seed {seed}"
-                    echo(f"  {where:<22} {entry.name:<14} RMSE / optimum {ratio:.3f}  "
-                         f"({time.perf_counter() - start:.1f}s, {len(model.history_)} epochs)")
+            rows += _bench_case(kind, lag, seeds, entries, cfg, lookback, echo)
         frame = pd.DataFrame(rows, columns=BENCH_COLUMNS).astype({"lag": "Int64"})
         summary = bench_summary(frame)
         record.csv("bench.csv", frame)
@@ -147,6 +127,39 @@ def bench(cfg: BenchConfig, echo: Echo = print) -> pd.DataFrame:
              f"median [min - max] over {len(seeds)} seed(s):")
         echo(bench_table(summary, [e.name for e in entries]))
     return frame
+
+
+def _bench_case(kind: str, lag: int | None, seeds: list[int], entries: list, cfg: BenchConfig, lookback: int,
+                echo: Echo) -> list[dict]:
+    """Rows of one series (and lag): each seed simulates its own series and trains every model with that seed; the
+    seeds of a network train as one population where that pays."""
+    from ..engine.forecasters import FitContext, make_forecaster
+    from ..engine.population import fit_forecasters, population_size
+
+    b = cfg.bench
+    data, rows = [], {}
+    for seed in seeds:
+        series = build_series(simulate(kind, b.synthetic_length, b.synthetic_noise, seed, lag or 40), "return", ["returns"])
+        split = time_split(len(series), lookback, 1, DataSettings.val_fraction, DataSettings.test_fraction)
+        data.append((series, split, make_targets(series.target, split.test, 1)[:, 0]))
+        rows[seed, ZERO] = {"series": kind, "lag": lag, "model": ZERO, "seed": seed,
+                            "rmse_over_opt": rmse(data[-1][2], 0) / b.synthetic_noise}
+    for entry in entries:
+        start = time.perf_counter()
+        models = [make_forecaster(entry, cfg.network, replace(cfg.train, seed=seed, seeds=[]),
+                                  FitContext(series.feature_names, "return", lookback, 1), progress=False)
+                  for seed, (series, _, _) in zip(seeds, data)]
+        fit_forecasters([(m, series, split) for m, (series, split, _) in zip(models, data)],
+                        population_size(entry, cfg.network, cfg.train), cfg.train)
+        seconds = (time.perf_counter() - start) / len(seeds)
+        for seed, model, (series, split, y) in zip(seeds, models, data):
+            ratio = rmse(y, model.predict(series, split.test)[:, 0]) / b.synthetic_noise
+            rows[seed, entry.name] = {"series": kind, "lag": lag, "model": entry.name, "seed": seed,
+                                      "rmse_over_opt": ratio}
+            where = f"{kind}{f' lag {lag}' if lag else ''} seed {seed}"
+            echo(f"  {where:<22} {entry.name:<14} RMSE / optimum {ratio:.3f}  ({seconds:.1f}s, "
+                 f"{len(model.history_)} epochs)")
+    return [rows[seed, name] for seed in seeds for name in [ZERO] + [e.name for e in entries]]
 
 
 def bench_summary(frame: pd.DataFrame) -> pd.DataFrame:

@@ -111,6 +111,7 @@ class TrainSettings:
     accelerator: Accelerator = option("auto", "where networks train, as Lightning names it: auto (a GPU where there is one), cpu, gpu, ...")
     devices: str = option("1", "devices per training, passed to Lightning unchanged: a count, a list such as 0,1, -1 or auto")
     strategy: str = option("auto", "Lightning's training strategy, passed unchanged (auto, ddp, fsdp, ...)")
+    population: str = option("auto", "train networks of one cell and shape (folds, seeds, restarts) as one batched model: auto (where it was measured to pay on this device), or at most N networks at a time (1: one at a time)")
     tbptt_k1: int = option(0, "truncated BPTT: run statefully over the training series, update the weights every K1 steps (0: windowed training)")
     tbptt_k2: int = option(0, "truncated BPTT: backpropagate K2 steps at each update (default: K1)")
 
@@ -126,6 +127,9 @@ class TrainSettings:
         require(self.gradient_clip >= 0, "gradient_clip", self.gradient_clip, "must be >= 0")
         require(0 <= self.restarts <= 10, "restarts", self.restarts, "must be between 0 and 10")
         require(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        self.population = self.population.strip().lower()
+        require(self.population == "auto" or (self.population.isdigit() and int(self.population) >= 1), "population",
+                self.population, "must be auto or a whole number of networks, at least 1")
         require(all(s >= 0 for s in self.seeds), "seeds", self.seeds, "must all be >= 0")
         self.seeds = list(dict.fromkeys(self.seeds))
 

@@ -72,6 +72,14 @@ def training_rows(train_origins: np.ndarray, lookback: int) -> slice:
     return slice(int(train_origins.min()) - lookback + 1, int(train_origins.max()) + 1)
 
 
+def fit_scaler(series: FeatureSeries, split: Split, lookback: int, horizon: int,
+               scaler: WindowScaler | None = None) -> WindowScaler:
+    """A fresh copy of ``scaler`` (a new one by default) fitted on the training rows and targets of ``split``."""
+    fresh = copy.deepcopy(scaler) if scaler is not None else WindowScaler()
+    return fresh.fit(series.features[training_rows(split.train, lookback)],
+                     make_targets(series.target, split.train, horizon))
+
+
 class WindowDataModule(pl.LightningDataModule):
     """Load in ``prepare_data`` (``source``: a FeatureSeries, or a function that returns one); split, scale
     and window in ``setup``."""
@@ -83,7 +91,7 @@ class WindowDataModule(pl.LightningDataModule):
         self.source, self.lookback, self.horizon, self.batch_size = source, lookback, horizon, batch_size
         self.split, self.val_fraction, self.test_fraction, self.seed = split, val_fraction, test_fraction, seed
         self.series: FeatureSeries | None = source if isinstance(source, FeatureSeries) else None
-        self.scaler = copy.deepcopy(scaler) if scaler is not None else WindowScaler()
+        self.scaler = scaler
         self.sequence = sequence  # truncated BPTT: the training part as one ordered sequence
 
     def prepare_data(self) -> None:
@@ -97,8 +105,7 @@ class WindowDataModule(pl.LightningDataModule):
         s = self.series
         if self.split is None:
             self.split = time_split(len(s), self.lookback, self.horizon, self.val_fraction, self.test_fraction)
-        y_train = make_targets(s.target, self.split.train, self.horizon)
-        self.scaler.fit(s.features[training_rows(self.split.train, self.lookback)], y_train)
+        self.scaler = fit_scaler(s, self.split, self.lookback, self.horizon, self.scaler)
         self.train_x, self.train_y = self.tensors(self.split.train)
         self.val_x, self.val_y = self.tensors(self.split.val)
 

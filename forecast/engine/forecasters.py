@@ -38,16 +38,16 @@ LEARNABLE = 0.97             # a linear model below this share of the naive fore
 SHORT_OF = 0.5               # a network that found less than this share of the linear model's gain stopped short
 
 
-def plateau_losses(datamodule, series: FeatureSeries, split: Split, ctx: "FitContext", network) -> tuple[float, float]:
-    """``(naive, linear)``: the validation losses (MSE on the scaled targets) of the zero-return forecast and of
-    ridge on the same training windows. They tell a training that stopped short, on the naive forecast's
-    plateau, from a series with nothing to learn: where ridge finds no signal there is nothing to restart
-    for (a market index), and no network is held to a linear model's standard. Both infinite (never
+def plateau_losses(scaler, series: FeatureSeries, split: Split, ctx: "FitContext", network) -> tuple[float, float]:
+    """``(naive, linear)``: the validation losses (MSE on the targets scaled by ``scaler``) of the zero-return
+    forecast and of ridge on the same training windows. They tell a training that stopped short, on the naive
+    forecast's plateau, from a series with nothing to learn: where ridge finds no signal there is nothing to
+    restart for (a market index), and no network is held to a linear model's standard. Both infinite (never
     restart) where the loss is not an MSE of returns (the volatility target, distributions)."""
     if ctx.target != "return" or network.distribution:
         return float("inf"), float("inf")
-    s = datamodule.scaler
-    y = datamodule.val_y.double().numpy()                                        # [N, H] scaled
+    s = scaler
+    y = s.transform_y(make_targets(series.target, split.val, ctx.horizon)).astype(np.float64)   # [N, H] scaled
     zero = (0.0 - s.target_mean_) / s.target_scale_
     probe = baselines.RidgeBaseline(ctx.feature_names, ctx.target, ctx.horizon).fit(
         make_inputs(series.features, split.train, ctx.lookback), make_targets(series.target, split.train, ctx.horizon))
@@ -130,6 +130,22 @@ def network_output(network: torch.nn.Module, series: FeatureSeries, origins: np.
         return network(x).double().numpy()
 
 
+@dataclass
+class Attempt:
+    """One training of a network: its module (holding the best epoch's weights), its scaler and its losses."""
+
+    module: TrainingModule
+    scaler: object                 # the WindowScaler fitted on the training rows
+    history: list
+    best_loss: float
+    best_epoch: int
+
+    @staticmethod
+    def better(best: "Attempt | None", attempt: "Attempt") -> "Attempt":
+        """The one with the lower validation loss (the earlier on a tie)."""
+        return attempt if best is None or attempt.best_loss < best.best_loss else best
+
+
 class NetworkForecaster:
     """A recurrent network trained by Lightning on scaled windows, with ``train.seed``."""
 
@@ -150,36 +166,33 @@ class NetworkForecaster:
     def fit(self, series: FeatureSeries, split: Split) -> "NetworkForecaster":
         """Train. With ``--restarts K``, a training that stopped short (``stopped_short``: on the naive forecast's
         plateau while ridge finds a signal on the same windows) starts again from a new initialisation, up to
-        K times; the best by validation loss is kept. On a series with nothing to learn nothing restarts."""
-        best, plateau = None, None
-        for restart in range(self.train.restarts + 1):
-            attempt = self._train_once(series, split, restart)       # (module, datamodule, recorder)
-            if best is None or attempt[2].best_loss < best[2].best_loss:
-                best = attempt
-            if restart == self.train.restarts:
-                break
-            plateau = plateau or plateau_losses(attempt[1], series, split, self.ctx, self.network)
-            if not stopped_short(best[2].best_loss, *plateau):
-                break
-        module, datamodule, recorder = best
-        self.restarts_ = restart
-        self.module_, self.scaler_, self.history_ = module, datamodule.scaler, recorder.history
-        self.best_epoch_, self.best_val_loss_ = recorder.best_epoch, recorder.best_loss
-        self.network_ = self.export()
-        check_network(self.entry.name, self.train.seed, self.best_val_loss_, self.network_, series, split, self.ctx)
-        return self
+        K times; the best by validation loss is kept. On a series with nothing to learn nothing restarts.
+        (A population trains many networks the same way: ``engine.population.fit_networks``.)"""
+        best, restart = None, 0
+        while True:
+            best = Attempt.better(best, self.attempt(series, split, restart))
+            if not self.wants_restart(best, restart, series, split):
+                return self.adopt(best, restart, series, split)
+            restart += 1
 
-    def _train_once(self, series: FeatureSeries, split: Split, restart: int):
-        """One training: ``(module, datamodule, recorder)``. Restart 0 is seeded by ``--seed``
-        alone; restart k by a seed of its own (a new initialisation and shuffle)."""
-        t = self.train
-        seed = t.seed if restart == 0 else t.seed + RESTART_SEED_STEP * restart
-        pl.seed_everything(seed, workers=False, verbose=False)
-        datamodule = WindowDataModule(series, self.ctx.lookback, self.ctx.horizon, t.batch_size, split=split, seed=seed,
-                                      sequence=t.tbptt_k1 > 0)
+    def seed_for(self, restart: int) -> int:
+        """Restart 0 is seeded by ``--seed`` alone; restart k by a seed of its own (a new initialisation and shuffle)."""
+        return self.train.seed + RESTART_SEED_STEP * restart
+
+    def prepare(self, restart: int) -> TrainingModule:
+        """The network of training ``restart``, initialised as every training of it is (alone or in a population)."""
+        pl.seed_everything(self.seed_for(restart), workers=False, verbose=False)
         module = self.build_module()
         if self.init_state is not None:
             module.load_state_dict(self.init_state)
+        return module
+
+    def attempt(self, series: FeatureSeries, split: Split, restart: int) -> "Attempt":
+        """One training on its own, by Lightning."""
+        t = self.train
+        module = self.prepare(restart)
+        datamodule = WindowDataModule(series, self.ctx.lookback, self.ctx.horizon, t.batch_size, split=split,
+                                      seed=self.seed_for(restart), sequence=t.tbptt_k1 > 0)
         recorder = EpochRecorder(t.seed, self.on_epoch, restart)
         callbacks = [recorder, EarlyStopping("val_loss", patience=t.patience, mode="min")]
         if self.progress:
@@ -193,7 +206,24 @@ class NetworkForecaster:
             raise ForecastError(f"--accelerator {t.accelerator} --devices {t.devices} --strategy {t.strategy}: "
                                 f"{str(err).splitlines()[0]}") from None
         trainer.fit(module, datamodule=datamodule)
-        return module, datamodule, recorder
+        return Attempt(module, datamodule.scaler, recorder.history, recorder.best_loss, recorder.best_epoch)
+
+    def wants_restart(self, best: "Attempt", restart: int, series: FeatureSeries, split: Split) -> bool:
+        """Should training ``restart + 1`` follow, given the best attempt so far?"""
+        if restart >= self.train.restarts:
+            return False
+        if getattr(self, "_plateau", None) is None:
+            self._plateau = plateau_losses(best.scaler, series, split, self.ctx, self.network)
+        return stopped_short(best.best_loss, *self._plateau)
+
+    def adopt(self, best: "Attempt", restarts: int, series: FeatureSeries, split: Split) -> "NetworkForecaster":
+        """Keep ``best`` (after ``restarts`` restarts) as the trained network, and hold it to the divergence rule."""
+        self.restarts_ = restarts
+        self.module_, self.scaler_, self.history_ = best.module, best.scaler, best.history
+        self.best_epoch_, self.best_val_loss_ = best.best_epoch, best.best_loss
+        self.network_ = self.export()
+        check_network(self.entry.name, self.train.seed, self.best_val_loss_, self.network_, series, split, self.ctx)
+        return self
 
     def export(self) -> ScaledNetwork:
         """CPU copy of the best network with its scaler inside: raw windows -> forecasts."""
@@ -229,6 +259,10 @@ class SeedEnsemble:
     def fit(self, series: FeatureSeries, split: Split) -> "SeedEnsemble":
         for member in self.members:
             member.fit(series, split)
+        return self.assemble()
+
+    def assemble(self) -> "SeedEnsemble":
+        """The ensemble of members already trained (one at a time, or as a population)."""
         # One history for the whole ensemble: the members' epochs one after the other.
         self.history_ = [row for m in self.members for row in m.history_]
         self.best_epoch_ = self.members[0].best_epoch_

@@ -24,6 +24,7 @@ from ..data.windows import MIN_EVAL, MIN_TRAIN, FeatureSeries, Split, carve_vali
 from ..stats.distributions import Distribution
 from ..errors import ForecastError
 from .forecasters import FitContext, SeedEnsemble, make_forecaster
+from .population import fit_forecasters, population_size
 from ..models import ModelEntry
 from .workers import cap_jobs, pool_context, worker_pool
 
@@ -85,12 +86,14 @@ class ModelSetup:
 
 @dataclass(frozen=True)
 class Unit:
-    """A piece of work for one process: one model over one fold, or over several folds in order."""
+    """A piece of work for one process: one model over one fold, or over several folds (in order with warm
+    starts; as members of populations of at most ``population`` networks otherwise)."""
 
     entry: ModelEntry
     folds: tuple[Fold, ...]
     warm_start: bool
     setup: ModelSetup | None = None    # None: the settings shared by all models
+    population: int = 1                # networks trained as one (folds x seeds x restarts); 1: one at a time
 
 
 @dataclass
@@ -128,43 +131,68 @@ def fit_unit(unit: Unit, series: FeatureSeries, network: NetworkSettings, train:
              progress: bool = False, on_epoch=None, keep_model: bool = False) -> list[UnitResult]:
     """The one path from a model to its forecasts, for a backtest's folds and for ``fit`` (one fold): refit on
     each fold's training part, forecast its test part in one pass (a distribution's mean where there is one,
-    each seed's forecasts for a seed ensemble), chain the weights from fold to fold with warm starts."""
+    each seed's forecasts for a seed ensemble), chain the weights from fold to fold with warm starts. In a
+    population unit every network of every fold (seeds, restarts) trains as one; warm-started folds are
+    chained, so only a fold's seeds train together."""
+    def forecaster(fold: Fold, state=None):
+        return make_forecaster(unit.entry, network, train, replace(ctx, fold=fold.number), init_state=state,
+                               progress=progress, on_epoch=on_epoch)
+
+    if unit.population > 1 and not unit.warm_start:
+        start = time.perf_counter()
+        models = [forecaster(fold) for fold in unit.folds]
+        fit_forecasters([(m, series, fold.split) for m, fold in zip(models, unit.folds)], unit.population, train,
+                        progress)
+        seconds = (time.perf_counter() - start) / len(unit.folds)
+        return [unit_result(unit, fold, model, series, seconds, keep_model) for fold, model in zip(unit.folds, models)]
     results, state = [], None
     for fold in unit.folds:
         start = time.perf_counter()
-        model = make_forecaster(unit.entry, network, train, replace(ctx, fold=fold.number), init_state=state,
-                                progress=progress, on_epoch=on_epoch)
-        model.fit(series, fold.split)
-        distribution, by_seed = model.predict_distribution(series, fold.split.test), None
-        if isinstance(model, SeedEnsemble):
-            members = model.member_predictions(series, fold.split.test)
-            by_seed, forecasts = dict(zip(model.seeds, members)), members.mean(axis=0)
-        elif distribution is None:
-            forecasts = model.predict(series, fold.split.test)
-        if distribution is not None:
-            forecasts = distribution.mean           # the point forecast is the distribution's mean, exactly
+        model = forecaster(fold, state)
+        fit_forecasters([(model, series, fold.split)], unit.population, train, progress)
         if unit.warm_start and unit.entry.kind == "network":
             state = model.state()
-        results.append(UnitResult(unit.entry.name, fold.number, forecasts, time.perf_counter() - start,
-                                  len(model.history_), model.history_, by_seed, distribution,
-                                  model if keep_model else None))
+        results.append(unit_result(unit, fold, model, series, time.perf_counter() - start, keep_model))
     return results
 
 
-def plan_units(entries: list[ModelEntry], folds: list[Fold], warm_start: bool,
-               setups: dict[str, ModelSetup] | None = None) -> list[Unit]:
-    """Networks with warm starts chain their folds; everything else is one unit per fold. ``setups``: a
-    network's own settings by model name (the others use the shared ones)."""
+def unit_result(unit: Unit, fold: Fold, model, series: FeatureSeries, seconds: float, keep_model: bool) -> UnitResult:
+    """A fitted model's forecasts of ``fold``'s test part (each seed's too for a seed ensemble)."""
+    distribution, by_seed = model.predict_distribution(series, fold.split.test), None
+    if isinstance(model, SeedEnsemble):
+        members = model.member_predictions(series, fold.split.test)
+        by_seed, forecasts = dict(zip(model.seeds, members)), members.mean(axis=0)
+    elif distribution is None:
+        forecasts = model.predict(series, fold.split.test)
+    if distribution is not None:
+        forecasts = distribution.mean           # the point forecast is the distribution's mean, exactly
+    return UnitResult(unit.entry.name, fold.number, forecasts, seconds, len(model.history_), model.history_, by_seed,
+                      distribution, model if keep_model else None)
+
+
+def plan_units(entries: list[ModelEntry], folds: list[Fold], warm_start: bool, network: NetworkSettings,
+               train: TrainSettings, setups: dict[str, ModelSetup] | None = None) -> list[Unit]:
+    """Networks with warm starts chain their folds; a network trained as populations (``population_size``)
+    groups its folds so that each unit holds at most that many networks (folds x seeds); everything else is
+    one unit per fold. ``setups``: a network's own settings by model name (the others use the shared ones).
+    The grouping follows from the work and the settings alone, never from the number of workers."""
     units = []
     for entry in entries:
         setup = (setups or {}).get(entry.name) if entry.kind == "network" else None
+        own = setup.train if setup else train
+        size = population_size(entry, setup.network if setup else network, own)
         if warm_start and entry.kind == "network":
-            units.append(Unit(entry, tuple(folds), True, setup))
+            units.append(Unit(entry, tuple(folds), True, setup, size))
+        elif size > 1:
+            per_unit = max(1, size // len(own.seed_list))
+            latest = folds[::-1]
+            units += [Unit(entry, tuple(latest[k:k + per_unit]), False, setup, size)
+                      for k in range(0, len(latest), per_unit)]
         else:
             units += [Unit(entry, (fold,), False, setup) for fold in folds]
     # Slow units first, so the pool does not end waiting on one long network fold: networks before the
     # rest, and of those the latest folds first (an expanding window trains them on the most data).
-    return sorted(units, key=lambda u: (u.entry.kind != "network", -len(u.folds), -u.folds[-1].number))
+    return sorted(units, key=lambda u: (u.entry.kind != "network", -len(u.folds), -max(f.number for f in u.folds)))
 
 
 def run_units(units: list[Unit], series: FeatureSeries, network: NetworkSettings, train: TrainSettings,

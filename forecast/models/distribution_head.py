@@ -49,7 +49,11 @@ class DistributionHead(nn.Module):
                 bias[:, 2] = _inverse_softplus(INITIAL_DF - DF_FLOOR)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        raw = self.linear(h).unflatten(-1, (self.horizon, self.params))    # [..., D] -> [..., H, P]
+        return self.outputs(self.linear(h))                                # [..., D] -> [..., H, P]
+
+    def outputs(self, raw: torch.Tensor) -> torch.Tensor:
+        """The linear layer's output ``[..., H * P]`` -> ``[..., H, P]`` (a population's members share it)."""
+        raw = raw.unflatten(-1, (self.horizon, self.params))
         mean = raw[..., 0]
         sd = F.softplus(raw[..., 1]) + SD_FLOOR
         parts = [mean, sd] + ([F.softplus(raw[..., 2]) + DF_FLOOR] if self.params == 3 else [])
@@ -64,6 +68,10 @@ class NegativeLogLikelihood(nn.Module):
         self.family = family
 
     def forward(self, params: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.elementwise(params, y).mean()
+
+    def elementwise(self, params: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The negative log-likelihood of every value of ``y [..., H]``, not averaged."""
         mean, sd = params[..., 0], params[..., 1]
         if self.family == "normal":
             z = (y - mean) / sd
@@ -74,7 +82,7 @@ class NegativeLogLikelihood(nn.Module):
             z = (y - mean) / scale
             nll = (torch.lgamma(df / 2) - torch.lgamma((df + 1) / 2) + 0.5 * torch.log(math.pi * df)
                    + torch.log(scale) + (df + 1) / 2 * torch.log1p(z ** 2 / df))
-        return nll.mean()
+        return nll
 
 
 def combine_members(outputs: torch.Tensor) -> torch.Tensor:

@@ -113,7 +113,7 @@ def _backward_steps(DA: Tensor, dOut: Tensor, RT: Tensor, Kc: Optional[Tensor], 
     """The time loop back, in place: ``DA [L, M, B, nD]`` gets dL/da of every step, ``dc`` ends as dL/dc0."""
     L, M, B = DA.size(0), DA.size(1), DA.size(2)
     rows, dO = DA.unbind(0), dOut.unbind(0)
-    dG = DA[..., :nc * D].view(L, M, B, nc, D).unbind(0)
+    dG = DA[..., :nc * D].unflatten(-1, (nc, D)).unbind(0)
     dAo = DA[..., k_o * D:(k_o + 1) * D].unbind(0) if k_o >= 0 else dO
     Kg_ = Kg.unbind(0)
     Kc_ = Kc.unbind(0) if Kc is not None else dO                           # dO: a stand-in, never read
@@ -172,18 +172,14 @@ def _scripted(fn):
 forward_steps, backward_steps = _scripted(_forward_steps), _scripted(_backward_steps)
 
 
-def _member_major(T: Tensor) -> Tensor:
-    """``[L, M, B, K]`` -> ``[M, L*B, K]``: each member's steps as one matrix (no copy for one member)."""
-    L, M, B, K = T.shape
-    return T.view(L * B, K).unsqueeze(0) if M == 1 else T.transpose(0, 1).reshape(M, L * B, K)
-
-
 class FusedLSTMFunction(torch.autograd.Function):
     """``apply(spec, x [M, B, L, F], h0 [M, B, D], c0 [M, B, D], g0 [M, B, GD] or None, W [M, F, nD], R [M, D, nD],
     b [M, nD], P [M, G, D] or None, R_gates [M, GD, GD] or None)``: ``M`` members, each its own weights.
 
-    Returns ``out [M, B, L, D]`` (a view of a time-major buffer), ``c_n [M, B, D]``, ``g_n [M, B, GD]``
-    (empty without FGR) and the activations ``[L, M, B, nD]`` (z and the gates; not differentiable).
+    Returns ``out [M, B, L, D]`` (a view of a buffer), ``c_n [M, B, D]``, ``g_n [M, B, GD]`` (empty without
+    FGR) and the activations ``[M, L, B, nD]`` (z and the gates; not differentiable). Buffers are member-major
+    ``[M, L, B, ...]`` (a member's weight gradients are products without a copy); the time loops step
+    through time-major views of them (for one network the two layouts are the same).
     """
 
     @staticmethod
@@ -205,32 +201,32 @@ class FusedLSTMFunction(torch.autograd.Function):
             W_s, R_s, b_s = W, R, b
         # [M, L*B, nD], one product for all steps (an outer product for one feature: addcmul is twice as fast)
         A = torch.addcmul(b_s.unsqueeze(1), x2, W_s) if F == 1 else torch.baddbmm(b_s.unsqueeze(1), x2, W_s)
-        A = A.view(M, L, B, n * D).transpose(0, 1).contiguous()           # [L, M, B, nD]
-        H = x.new_empty(L + 1, M, B, D)
-        C = x.new_empty(L + 1, M, B, D)
-        H[0], C[0] = h0, c0
-        Y = x.new_empty(L, M, B, D) if spec.output_activation else C[1:]  # tanh(c_t)
+        A = A.view(M, L, B, n * D)                                         # [M, L, B, nD]
+        H = x.new_empty(M, L + 1, B, D)
+        C = x.new_empty(M, L + 1, B, D)
+        H[:, 0], C[:, 0] = h0, c0
+        Y = x.new_empty(M, L, B, D) if spec.output_activation else C[:, 1:]   # tanh(c_t)
         k_i, k_f, k_o = (blocks.index(g) if g in blocks else -1 for g in "ifo")
         start, stop = _sigmoid_span(spec)
         p = dict(zip(spec.gates, P.unsqueeze(2).unbind(1))) if peep else {}   # [M, 1, D] each
         with torch.no_grad():
-            forward_steps(A, H, C, Y, R_s, p.get("i"), p.get("f"), p.get("o"), R_gates if fgr else None, g0, D,
-                          k_i, k_f, k_o, start, stop, spec.input_activation, spec.output_activation, spec.coupled,
-                          not spec.forget_gate)
+            forward_steps(A.transpose(0, 1), H.transpose(0, 1), C.transpose(0, 1), Y.transpose(0, 1), R_s,
+                          p.get("i"), p.get("f"), p.get("o"), R_gates if fgr else None, g0, D, k_i, k_f, k_o, start,
+                          stop, spec.input_activation, spec.output_activation, spec.coupled, not spec.forget_gate)
         ctx.spec = spec
         ctx.save_for_backward(x2, g0, W, R, P, R_gates, A, H, C,
                               Y if spec.output_activation else None)
-        g_n = _block(A[L - 1], 1, D, gates).clone() if fgr else x.new_empty(M, B, 0)
+        g_n = _block(A[:, L - 1], 1, D, gates).clone() if fgr else x.new_empty(M, B, 0)
         ctx.mark_non_differentiable(A)
-        ctx.set_materialize_grads(False)   # no [L, M, B, nD] of zeros for the activations' gradient
-        return H[1:].permute(1, 2, 0, 3), C[L].clone(), g_n, A
+        ctx.set_materialize_grads(False)   # no [M, L, B, nD] of zeros for the activations' gradient
+        return H[:, 1:].transpose(1, 2), C[:, L].clone(), g_n, A
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_c, grad_g, _grad_acts):
         spec: VariantSpec = ctx.spec
         x2, g0, W, R, P, R_gates, A, H, C, Y = ctx.saved_tensors
-        L, M, B, nD = A.shape
+        M, L, B, nD = A.shape
         D = R.size(1)
         blocks = spec.blocks
         n, gates = len(blocks), len(blocks) - 1
@@ -239,26 +235,27 @@ class FusedLSTMFunction(torch.autograd.Function):
         k_i = blocks.index("i") if "i" in blocks else None
         k_f = blocks.index("f") if "f" in blocks else None
         k_o = n - 1 if "o" in blocks else None
-        p = dict(zip(spec.gates, P.unsqueeze(2).unbind(1))) if peep else {}
-        Cp, Cn = C[:-1], C[1:]
+        p = dict(zip(spec.gates, P.unsqueeze(2).unbind(1))) if peep else {}    # [M, 1, D]: a step's
+        q = {k: v.unsqueeze(1) for k, v in p.items()}                          # [M, 1, 1, D]: every step's
+        Cp, Cn = C[:, :-1], C[:, 1:]
         Yv = Y if spec.output_activation else Cn
         Z, I, Fg, O = (None if k is None else _block(A, k, D) for k in (0, k_i, k_f, k_o))
         with torch.no_grad():
             # Factors of every step at once: dA = [dc * Kg (z, i, f), dh * Ko (o)], dc += dh * Kc, dc_prev = dc * Kcc.
             G_ = _block(A, 1, D, gates)
-            S = torch.addcmul(G_, G_, G_, value=-1.0) if gates else None  # s' = s - s^2 of each gate [L, M, B, GD]
+            S = torch.addcmul(G_, G_, G_, value=-1.0) if gates else None  # s' = s - s^2 of each gate [M, L, B, GD]
             one = A.new_ones(())
             dy = torch.addcmul(one, Yv, Yv, value=-1.0) if spec.output_activation else None   # 1 - tanh^2
             Ko = Kc = None
             if k_o is not None:
                 Ko = Yv * _block(S, k_o - 1, D)
                 Kc = O * dy if dy is not None else O.clone()
-                if "o" in p:
-                    Kc.addcmul_(Ko, p["o"])
+                if "o" in q:
+                    Kc.addcmul_(Ko, q["o"])
             elif dy is not None:
                 Kc = dy
             nc = n - (k_o is not None)                                     # blocks driven by dc: z, i, f
-            Kg = A.new_empty(L, M, B, nc, D)
+            Kg = A.new_empty(M, L, B, nc, D)
             dz = torch.addcmul(one, Z, Z, value=-1.0) if spec.input_activation else one   # dz/da_z
             if I is not None:
                 torch.mul(I, dz, out=Kg[..., 0, :])
@@ -269,51 +266,53 @@ class FusedLSTMFunction(torch.autograd.Function):
                 Kcc = torch.sub(one, I)
             if I is not None:
                 Ki = torch.mul(Z - Cp if spec.coupled else Z, _block(S, k_i - 1, D), out=Kg[..., k_i, :])
-                if "i" in p:
-                    Kcc = torch.addcmul(one if Kcc is None else Kcc, Ki, p["i"])
+                if "i" in q:
+                    Kcc = torch.addcmul(one if Kcc is None else Kcc, Ki, q["i"])
             if Fg is not None:
                 Kf = torch.mul(Cp, _block(S, k_f - 1, D), out=Kg[..., k_f, :])
-                if "f" in p:
-                    Kcc = Kcc.addcmul_(Kf, p["f"]) if Kcc is not Fg else torch.addcmul(Fg, Kf, p["f"])
+                if "f" in q:
+                    Kcc = Kcc.addcmul_(Kf, q["f"]) if Kcc is not Fg else torch.addcmul(Fg, Kf, q["f"])
             # The loop back in time: one baddbmm and four pointwise ops a step (more under FGR).
-            dOut = A.new_zeros(L, M, B, D) if grad_out is None else grad_out.permute(2, 0, 1, 3).contiguous()
-            DA = A.new_empty(L, M, B, nD)
+            dOut = A.new_zeros(M, L, B, D) if grad_out is None else grad_out.transpose(1, 2)
+            DA = A.new_empty(M, L, B, nD)
             dc = A.new_zeros(M, B, D) if grad_c is None else grad_c.clone()
             dg = (A.new_zeros(M, B, gates * D) if grad_g is None else grad_g.clone()) if fgr else None
-            backward_steps(DA, dOut, R.transpose(1, 2), Kc, Kg, Ko, Kcc, dc, D, nc, -1 if k_o is None else k_o,
-                           R_gates.transpose(1, 2) if fgr else None, S if fgr else None, dg, p.get("i"), p.get("f"),
-                           p.get("o"))
+            steps = [None if t is None else t.transpose(0, 1) for t in (DA, dOut, Kc, Kg, Ko, Kcc, S if fgr else None)]
+            backward_steps(steps[0], steps[1], R.transpose(1, 2), steps[2], steps[3], steps[4], steps[5], dc, D, nc,
+                           -1 if k_o is None else k_o, R_gates.transpose(1, 2) if fgr else None, steps[6], dg,
+                           p.get("i"), p.get("f"), p.get("o"))
             # Weight gradients: one product over all steps each (per member).
-            DA2 = _member_major(DA)                                        # [M, L*B, nD]
+            DA2 = DA.view(M, L * B, nD)
             need = ctx.needs_input_grad
             dx = torch.bmm(DA2, W.transpose(1, 2)).view(M, L, B, -1).transpose(1, 2) if need[1] else None
-            dh0 = torch.bmm(DA[0], R.transpose(1, 2)) if need[2] else None
+            dh0 = torch.bmm(DA[:, 0], R.transpose(1, 2)) if need[2] else None
             dW = torch.bmm(x2.transpose(1, 2), DA2) if need[5] else None
-            dR = torch.bmm(_member_major(H[:-1]).transpose(1, 2), DA2) if need[6] else None
+            dR = torch.bmm(H[:, :-1].reshape(M, L * B, D).transpose(1, 2), DA2) if need[6] else None
             db = DA2.sum(1) if need[7] else None
             dP = None
             if peep and need[8]:                                           # i, f peep at c_(t-1), o at c_t
                 n_if = len(spec.gates) - (k_o is not None)
-                dP = ([(DA[..., D:(1 + n_if) * D].view(L, M, B, n_if, D) * Cp.unsqueeze(3)).sum((0, 2))]
+                dP = ([(DA[..., D:(1 + n_if) * D].unflatten(-1, (n_if, D)) * Cp.unsqueeze(3)).sum((1, 2))]
                       if n_if else [])
                 if k_o is not None:
-                    dP.append((_block(DA, k_o, D) * Cn).sum((0, 2)).unsqueeze(1))
+                    dP.append((_block(DA, k_o, D) * Cn).sum((1, 2)).unsqueeze(1))
                 dP = torch.cat(dP, 1)
             dg0 = dRg = None
             if fgr:
-                dg0 = torch.bmm(_block(DA[0], 1, D, gates), R_gates.transpose(1, 2)) if need[4] else None
+                dg0 = torch.bmm(_block(DA[:, 0], 1, D, gates), R_gates.transpose(1, 2)) if need[4] else None
                 if need[9]:
-                    dRg = torch.bmm(g0.transpose(1, 2), _block(DA[0], 1, D, gates))   # g_(t-1): g0, then A's gates
+                    dRg = torch.bmm(g0.transpose(1, 2), _block(DA[:, 0], 1, D, gates))   # g_(t-1): g0, then A's
                     if L > 1:
-                        dRg.baddbmm_(_member_major(_block(A[:-1], 1, D, gates)).transpose(1, 2),
-                                     _member_major(_block(DA[1:], 1, D, gates)))
+                        rows = M, (L - 1) * B, gates * D
+                        dRg.baddbmm_(_block(A[:, :-1], 1, D, gates).reshape(rows).transpose(1, 2),
+                                     _block(DA[:, 1:], 1, D, gates).reshape(rows))
         return None, dx, dh0, dc, dg0, dW, dR, db, dP, dRg
 
 
 def fused_lstm_members(spec: VariantSpec, x: Tensor, h0: Tensor, c0: Tensor, g0: Optional[Tensor], W: Tensor,
                        R: Tensor, b: Tensor, P: Optional[Tensor], R_gates: Optional[Tensor]):
     """``M`` networks at once: ``x [M, B, L, F]`` -> ``out [M, B, L, D]``, ``c_n [M, B, D]``, ``g_n [M, B, GD]``,
-    activations ``[L, M, B, nD]``. Native specs compute here too (a population of ``torch.nn.LSTM``
+    activations ``[M, L, B, nD]``. Native specs compute here too (a population of ``torch.nn.LSTM``
     networks runs as the ``np`` spec: the same equations, one kernel for all members)."""
     return FusedLSTMFunction.apply(spec, x, h0, c0, g0, W, R, b, P, R_gates)
 
@@ -325,4 +324,4 @@ def fused_lstm(spec: VariantSpec, x: Tensor, h0: Tensor, c0: Tensor, g0: Optiona
         raise ValueError(f"spec {spec.name!r} is native: it runs on torch.nn.LSTM's kernel, not the fused cell")
     one = [None if t is None else t.unsqueeze(0) for t in (x, h0, c0, g0, W, R, b, P, R_gates)]
     out, c, g, acts = FusedLSTMFunction.apply(spec, *one)
-    return out[0], c[0], g[0], acts[:, 0]
+    return out[0], c[0], g[0], acts[0]
