@@ -45,7 +45,8 @@ def members_of(cell: str, folds: int, seeds: int, epochs: int, device: str, hidd
     data = DataSettings(ticker="^GSPC", offline=True)
     _, series = load_data(data, lambda *_: None)
     chosen = make_folds(series, data.lookback, 1, BacktestSettings(test_start="2015-01-01"))[-folds:]
-    train = TrainSettings(max_epochs=epochs, patience=epochs, restarts=0, accelerator="cuda" if device == "cuda" else "cpu")
+    train = TrainSettings(max_epochs=epochs, patience=epochs, restarts=0,
+                          accelerator="cuda" if device == "cuda" else "cpu")
     entry = get_entry(cell)
     out = []
     for fold in chosen:
@@ -109,7 +110,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides (CPU)")
     parser.add_argument("--sample", type=int, default=4, help="GPU: sequential trainings timed, then extrapolated")
-    parser.add_argument("--memory", action="store_true", help="also the peak memory of one training and of the population")
+    parser.add_argument("--memory", action="store_true",
+                        help="also the peak memory of one training and of the population")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -47,7 +47,7 @@ def plateau_losses(scaler, series: FeatureSeries, split: Split, ctx: "FitContext
     if ctx.target != "return" or network.distribution:
         return float("inf"), float("inf")
     s = scaler
-    y = s.transform_y(make_targets(series.target, split.val, ctx.horizon)).astype(np.float64)   # [N, H] scaled
+    y = s.transform_y(make_targets(series.target, split.val, ctx.horizon)).astype(np.float64)    # [N, H] scaled
     zero = (0.0 - s.target_mean_) / s.target_scale_
     probe = baselines.RidgeBaseline(ctx.feature_names, ctx.target, ctx.horizon).fit(
         make_inputs(series.features, split.train, ctx.lookback), make_targets(series.target, split.train, ctx.horizon))
@@ -176,7 +176,7 @@ class NetworkForecaster:
             restart += 1
 
     def seed_for(self, restart: int) -> int:
-        """Restart 0 is seeded by ``--seed`` alone; restart k by a seed of its own (a new initialisation and shuffle)."""
+        """Restart 0 is seeded by ``--seed`` alone; restart k by a seed of its own (new initialisation, shuffle)."""
         return self.train.seed + RESTART_SEED_STEP * restart
 
     def prepare(self, restart: int) -> TrainingModule:

@@ -33,15 +33,17 @@ from ..models.population import PopulationNet, shape_key
 from ..errors import ForecastError
 from .convergence import Diverged
 from .forecasters import Attempt, NetworkForecaster, SeedEnsemble
+from .population_data import MemberData, PopulationBatches
 
 BETAS, EPS = (0.9, 0.999), 1e-8     # torch.optim.Adam's defaults, as the one-network recipe uses
 AUTO_GPU = 256                      # --population auto on a CUDA device: members per population
 # --population auto on a CPU: populations of up to AUTO_CPU_MEMBERS networks where they were measured to pay
 # (`python benchmarks/population.py --cells rnn,gru,lstm,lstm-vanilla --hidden-sizes 16,32,64`, 2 cores, 12
-# members): up to this hidden size by how the cell runs alone. Larger networks are faster one at a time on a CPU
-# (torch.nn.LSTM's kernel most of all: its populations pay only at 16 units).
+# members; and a sweep's trials): up to this hidden size by how the cell runs alone. Larger networks are faster
+# one at a time on a CPU, and torch.nn.LSTM's CPU kernel always is but for tiny batches (12 networks of 16 units,
+# batch 64: 1.5x; 3 of 16 units, 2 layers, batch 256: 0.68x), so it never trains as a population there.
 AUTO_CPU_MEMBERS = 12
-AUTO_CPU_HIDDEN = {"rnn": 64, "gru": 32, "fused": 32, "torch-lstm": 16}
+AUTO_CPU_HIDDEN = {"rnn": 64, "gru": 32, "fused": 32, "torch-lstm": 0}
 
 
 def cell_engine(cell: str) -> str:
@@ -156,8 +158,6 @@ class PopulationTraining:
         self.batch_size, self.max_epochs, self.patience = t.batch_size, t.max_epochs, t.patience
         self.family, self.device, self.progress = first.network.distribution, device, progress
         modules = [m.forecaster.prepare(m.restart) for m in members]       # each initialised as alone
-        from .population_data import MemberData, PopulationBatches
-
         scalers = [fit_scaler(m.series, m.split, self.ctx.lookback, self.ctx.horizon) for m in members]
         self.data = PopulationBatches([MemberData(m.series, m.split, s, m.forecaster.seed_for(m.restart))
                                        for m, s in zip(members, scalers)], self.ctx.lookback, self.ctx.horizon,

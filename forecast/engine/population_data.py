@@ -25,7 +25,9 @@ from ..data.datamodule import WindowScaler
 from ..data.windows import FeatureSeries, Split
 
 VAL_WINDOWS = 1024            # validation windows per member and pass (as ``WindowDataModule``'s loader)
-GATHER_BUDGET = 1 << 16       # windows gathered at once over all members in a validation pass
+# Validation windows of all members together in one pass: on a CPU about what one network's pass holds, so a
+# population's peak memory stays near one training's; a GPU has room for its members' full passes.
+VAL_BUDGET = {"cpu": 2048, "cuda": 1 << 15}
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class PopulationBatches:
         """How many of the alive members (most batches first) have a batch at ``step``."""
         return sum(self.batches[i] > step for i in alive)
 
-    def gather(self, origins: torch.Tensor, members: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def gather(self, origins: torch.Tensor, members: torch.Tensor):
         """``origins [m, N]`` (-1: padding) of ``members [m]`` -> ``x [m, N, L, F]``, ``y [m, N, H]``, ``valid [m, N]``."""
         valid = origins >= 0
         rows = origins.clamp(min=self.lookback - 1)                          # padding reads a real window, masked
@@ -93,7 +95,7 @@ class PopulationBatches:
         for row, i in enumerate(alive):
             origins[row, :len(self.val[i])] = torch.from_numpy(self.val[i])
         origins = origins.to(self.device)
-        chunk = max(self.batch_size, min(VAL_WINDOWS, GATHER_BUDGET // len(alive)))
+        chunk = max(1, min(VAL_WINDOWS, VAL_BUDGET.get(torch.device(self.device).type, 2048) // len(alive)))
         for start in range(0, longest, chunk):
             yield self.gather(origins[:, start:start + chunk], members)
 

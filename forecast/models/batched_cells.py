@@ -5,9 +5,10 @@ The weights keep ``torch.nn``'s layout with a leading member dimension (``weight
 trains exactly the parameters each network has alone. As in the fused LSTM
 (``variants/fused.py``): the input projection is one product for all steps, each step one
 batched product (``baddbmm``) for all members and a few in-place pointwise ops on buffers
-kept member-major ``[M, L, B, ...]`` (the loops step through time-major views of them); the backward computes every factor that does not depend on the
-incoming gradient for all steps at once, so a step back is one ``baddbmm`` and a few
-pointwise ops, and the weight gradients are one product over all steps each.
+kept member-major ``[M, L, B, ...]`` (the loops step through time-major views of them); the
+backward computes every factor that does not depend on the incoming gradient for all steps at
+once, so a step back is one ``baddbmm`` and a few pointwise ops, and the weight gradients are
+one product over all steps each, without a copy.
 
 Per step (``s`` the logistic sigmoid):
 
@@ -178,11 +179,13 @@ class BatchedGRUFunction(torch.autograd.Function):
                 DH2.sum(1) if need[5] else None)
 
 
-def batched_rnn(x: Tensor, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor) -> Tensor:
+def batched_rnn(x: Tensor, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor,
+                bias_hh: Tensor) -> Tensor:
     """``M`` tanh RNN layers: ``x [M, B, L, F]`` -> ``out [M, B, L, D]``."""
     return BatchedRNNFunction.apply(x, h0, weight_ih, weight_hh, bias_ih, bias_hh)
 
 
-def batched_gru(x: Tensor, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor) -> Tensor:
+def batched_gru(x: Tensor, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor,
+                bias_hh: Tensor) -> Tensor:
     """``M`` GRU layers: ``x [M, B, L, F]`` -> ``out [M, B, L, D]``."""
     return BatchedGRUFunction.apply(x, h0, weight_ih, weight_hh, bias_ih, bias_hh)

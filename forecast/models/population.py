@@ -70,8 +70,8 @@ class PopulationNet(nn.Module):
         self.layout = [(name, tuple(p.shape)) for name, p in template.named_parameters()]
         rows = [torch.cat([p.detach().reshape(-1) for p in net.parameters()]) for net in nets]
         self.flat = nn.Parameter(torch.stack(rows))                                      # [M, N]
-        self.register_buffer("dropout", torch.tensor([n.shape.dropout if n.shape.num_layers > 1 else 0.0
-                                                      for n in nets], dtype=self.flat.dtype))
+        rates = [n.shape.dropout if n.shape.num_layers > 1 else 0.0 for n in nets]
+        self.register_buffer("dropout", torch.tensor(rates, dtype=self.flat.dtype, device=self.flat.device))
         self.spec = self._spec(template)
 
     @staticmethod

@@ -26,6 +26,7 @@ from ..config.settings import BacktestSettings, NetworkSettings, SearchSpace, Tr
 from ..data.windows import FeatureSeries, forecastable_origins, make_targets
 from ..errors import ForecastError, Interrupted
 from ..models import ModelEntry, get_entry
+from ..engine.population import population_size
 from ..engine.walkforward import Fold, Unit, make_folds, run_unit
 from .space import describe, setup_of, suggest
 from .trial_runs import RUN_KEY, WORKER_ATTR, TrialRuns
@@ -147,9 +148,7 @@ class Objective:
             trial.set_user_attr(WORKER_ATTR, {**self.identity, RUN_KEY: run_id})
         started, fit_seconds, total, weight = time.perf_counter(), 0.0, 0.0, 0.0
         try:
-            for k, fold in enumerate(ev.folds):
-                result = run_unit(Unit(self.entry, (fold,), False), ev.series, setup.network, setup.train,
-                                  setup.lookback, ev.horizon)[0]
+            for k, (fold, result) in enumerate(zip(ev.folds, self.fold_results(setup))):
                 fold_total, fold_weight = ev.loss(k, result)
                 if not np.isfinite(fold_total):
                     raise ForecastError(f"fold {fold.number}: the forecasts are not numbers")
@@ -179,6 +178,21 @@ class Objective:
         except (KeyboardInterrupt, Interrupted):
             self._end(run_id, "KILLED", "INTERRUPTED", {}, error="interrupted")
             raise
+
+    def fold_results(self, setup):
+        """Each validation fold's result, in order: the folds trained as one population where that pays (pruning
+        then judges them after the last), else fold after fold (a pruned trial trains no further fold)."""
+        ev = self.evaluation
+        size = population_size(self.entry, setup.network, setup.train)
+        if size > 1:
+            results = run_unit(Unit(self.entry, tuple(ev.folds), False, population=size), ev.series, setup.network,
+                               setup.train, setup.lookback, ev.horizon)
+            by_fold = {r.fold: r for r in results}
+            yield from (by_fold[fold.number] for fold in ev.folds)
+            return
+        for fold in ev.folds:
+            yield run_unit(Unit(self.entry, (fold,), False), ev.series, setup.network, setup.train, setup.lookback,
+                           ev.horizon)[0]
 
     def _end(self, run_id: str | None, status: str, state: str, metrics: dict, error: str | None = None) -> None:
         if not run_id:

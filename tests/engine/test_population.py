@@ -127,15 +127,20 @@ def test_a_diverging_member_fails_the_command_naming_its_model_fold_and_seed(ser
         fit_networks([Member(m, series, f.split) for m, f in zip(models, chosen)], 12, CPU)
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                reason="no CUDA device"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["rnn", "gru"])
-def test_the_batched_cells_gradients_against_the_one_network_cell(kind):
+def test_the_batched_cells_gradients_against_the_one_network_cell(kind, device):
     """gradcheck in float64, and every member's outputs and gradients equal torch.nn's cell run alone."""
     torch.manual_seed(0)
     cls, fn = {"rnn": (nn.RNN, batched_cells.batched_rnn), "gru": (nn.GRU, batched_cells.batched_gru)}[kind]
-    nets = [cls(2, 4, batch_first=True).double() for _ in range(3)]
+    nets = [cls(2, 4, batch_first=True).double().to(device) for _ in range(3)]
     names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
-    x = torch.randn(3, 2, 5, 2, dtype=torch.float64, requires_grad=True)
-    h0 = torch.randn(3, 2, 4, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(3, 2, 5, 2, dtype=torch.float64, device=device, requires_grad=True)
+    h0 = torch.randn(3, 2, 4, dtype=torch.float64, device=device, requires_grad=True)
     params = [torch.stack([getattr(n, k) for n in nets]).detach().requires_grad_() for k in names]
     assert torch.autograd.gradcheck(fn, [x, h0, *params])
     out = fn(x, h0, *params)
@@ -149,15 +154,16 @@ def test_the_batched_cells_gradients_against_the_one_network_cell(kind):
             torch.testing.assert_close(mine[m], own)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("cell", [e.cell for e in REGISTRY.values() if e.kind == "network"])
-def test_every_registry_cell_runs_as_a_population_of_its_networks(cell):
+def test_every_registry_cell_runs_as_a_population_of_its_networks(cell, device):
     """Each network of the registry, alone and as a member (two layers, a Student t head, position inputs):
     the same outputs and the same gradient of every parameter (float64)."""
     torch.manual_seed(0)
     shape = NetShape(cell, 2, 2, 4, 2, 0.0, "student-t", 8)
-    nets = [RecurrentNet(shape, chrono=10).double() for _ in range(3)]
+    nets = [RecurrentNet(shape, chrono=10).double().to(device) for _ in range(3)]
     population = PopulationNet(nets).double()
-    x = torch.randn(3, 2, 6, 2, dtype=torch.float64)
+    x = torch.randn(3, 2, 6, 2, dtype=torch.float64, device=device)
     out = population(x)
     out.pow(2).sum().backward()
     for m, net in enumerate(nets):

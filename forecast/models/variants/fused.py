@@ -13,18 +13,20 @@ Per step (``*`` elementwise, ``s`` the logistic sigmoid; flags from ``variant_sp
 Only the blocks that exist have weights: ``W [F, nD]``, ``R [D, nD]``, ``b [nD]`` in the
 order of ``spec.blocks`` (z, then i, f, o where present), peepholes ``P [len(gates), D]``,
 ``R_gates [GD, GD]`` over the G present gates. What makes it fast on a CPU: the input
-projection is one product for all steps; each step is one ``addmm_`` and a few in-place
-pointwise ops on views made once (``unbind``), written into time-major buffers
-``[L, B, ...]``; z's tanh rides on the gates' sigmoid (tanh(a) = 2 s(2a) - 1). The
-backward first computes, for all steps at once, every factor that does not depend on
-the incoming gradient, so a step back is one ``addmm`` and four pointwise ops; the
-weight gradients are then single products over all steps (e.g. ``dR = H_prev^T dA``).
+projection is one product for all steps; each step is one ``baddbmm_`` and a few in-place
+pointwise ops on views made once (``unbind``) of buffers ``[M, L, B, ...]``; z's tanh rides
+on the gates' sigmoid (tanh(a) = 2 s(2a) - 1). The backward first computes, for all steps
+at once, every factor that does not depend on the incoming gradient, so a step back is one
+``baddbmm`` and four pointwise ops; the weight gradients are then single products over all
+steps (e.g. ``dR = H_prev^T dA``).
 The two time loops are TorchScript functions: training steps measured 5-9% faster than
 the same loops in eager PyTorch (CPU, batch 64, hidden 64); eager where scripting fails.
 
 Every tensor carries a leading member dimension ``M``: ``M`` independent networks of one
 variant and size (a population, ``forecast.models.population``) run as one, each step one
-batched product ``baddbmm`` for all members. One network is ``M = 1`` (``fused_lstm``).
+batched product for all members. Buffers are member-major (a member's weight gradients are
+products without a copy) and the time loops step through time-major views of them. One
+network is ``M = 1`` (``fused_lstm``), for which the two layouts are the same.
 """
 
 from __future__ import annotations
@@ -319,7 +321,8 @@ def fused_lstm_members(spec: VariantSpec, x: Tensor, h0: Tensor, c0: Tensor, g0:
 
 def fused_lstm(spec: VariantSpec, x: Tensor, h0: Tensor, c0: Tensor, g0: Optional[Tensor], W: Tensor, R: Tensor,
                b: Tensor, P: Optional[Tensor], R_gates: Optional[Tensor]):
-    """One network: ``x [B, L, F]`` -> ``out [B, L, D]``, ``c_n [B, D]``, ``g_n [B, GD]``, activations ``[L, B, nD]``."""
+    """One network: ``x [B, L, F]`` -> ``out [B, L, D]``, ``c_n [B, D]``, ``g_n [B, GD]``, activations
+    ``[L, B, nD]``."""
     if spec.native:
         raise ValueError(f"spec {spec.name!r} is native: it runs on torch.nn.LSTM's kernel, not the fused cell")
     one = [None if t is None else t.unsqueeze(0) for t in (x, h0, c0, g0, W, R, b, P, R_gates)]
