@@ -153,6 +153,7 @@ class NetworkForecaster:
                  init_state: dict | None = None, progress: bool = True, on_epoch: EpochHook | None = None):
         self.entry, self.network, self.train, self.ctx = entry, network, train, ctx
         self.init_state, self.progress, self.on_epoch = init_state, progress, on_epoch
+        self._plateau: tuple[float, float] | None = None     # the naive and linear losses, once asked for
 
     @property
     def shape(self) -> NetShape:
@@ -212,7 +213,7 @@ class NetworkForecaster:
         """Should training ``restart + 1`` follow, given the best attempt so far?"""
         if restart >= self.train.restarts:
             return False
-        if getattr(self, "_plateau", None) is None:
+        if self._plateau is None:
             self._plateau = plateau_losses(best.scaler, series, split, self.ctx, self.network)
         return stopped_short(best.best_loss, *self._plateau)
 

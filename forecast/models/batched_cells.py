@@ -19,11 +19,11 @@ Per step (``s`` the logistic sigmoid):
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from .scripting import scripted
 
 
 def _projection(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
@@ -85,18 +85,8 @@ def _gru_backward_steps(DX: Tensor, DH: Tensor, dOut: Tensor, KX: Tensor, KH: Te
         dh.mul_(Z_[t]).baddbmm_(dH2[t], W_hh)
 
 
-def _scripted(fn):
-    """``torch.jit.script(fn)`` (deprecated in PyTorch 2.x, still the fastest here), else ``fn`` itself."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.script(fn)
-    except Exception:  # noqa: BLE001 - a PyTorch without TorchScript: the eager loop computes the same
-        return fn
-
-
-rnn_forward_steps, rnn_backward_steps = _scripted(_rnn_forward_steps), _scripted(_rnn_backward_steps)
-gru_forward_steps, gru_backward_steps = _scripted(_gru_forward_steps), _scripted(_gru_backward_steps)
+rnn_forward_steps, rnn_backward_steps = scripted(_rnn_forward_steps), scripted(_rnn_backward_steps)
+gru_forward_steps, gru_backward_steps = scripted(_gru_forward_steps), scripted(_gru_backward_steps)
 
 
 class BatchedRNNFunction(torch.autograd.Function):

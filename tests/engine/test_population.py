@@ -215,3 +215,33 @@ def test_a_bad_population_is_one_line(capsys):
 
     assert main(["fit", "--synthetic", "rw", "--population", "0"]) == 2
     assert "--population must be auto or a whole number of networks, at least 1, got '0'" in capsys.readouterr().err
+
+
+def test_fit_seeds_as_a_population_logs_each_seed_curve_and_saves_the_ensemble_predict_reads(capsys):
+    """Per-member loss curves in MLflow, and the saved seed ensemble in the format `predict` reads."""
+    import mlflow
+
+    from forecast.cli import main
+
+    assert main(["fit", "--ticker", "^GSPC", "--offline", "--lookback", "6", "--model", "gru", "--hidden-size", "4",
+                 "--max-epochs", "2", "--seeds", "0,1", "--population", "2", "--accelerator", "cpu",
+                 "--out", "run"]) == 0, capsys.readouterr().err
+    run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
+    client = mlflow.MlflowClient()
+    for seed in (0, 1):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, f"val_loss_seed{seed}")] == [0, 1]
+    capsys.readouterr()
+    assert main(["predict", "--ticker", "^GSPC", "--offline"]) == 0
+    printed = capsys.readouterr().out
+    assert "forecast for 2019-01-02" in printed and "implied price" in printed
+
+
+def test_warm_started_folds_train_their_seeds_together(capsys):
+    """With --warm-start the folds are chained; a fold's seeds are the members, and the forecasts match
+    one network at a time."""
+    import pandas as pd
+
+    assert cli_backtest("warm", "--warm-start", "--population", "4", "--no-track") == 0, capsys.readouterr().err
+    assert cli_backtest("alone", "--warm-start", "--population", "1", "--no-track") == 0
+    together, alone = (pd.read_csv(name + "/predictions.csv") for name in ("warm", "alone"))
+    assert np.abs(together["y_pred"] - alone["y_pred"]).max() < 1e-6

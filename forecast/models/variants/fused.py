@@ -31,13 +31,13 @@ network is ``M = 1`` (``fused_lstm``), for which the two layouts are the same.
 
 from __future__ import annotations
 
-import warnings
 from typing import Optional
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ..scripting import scripted
 from .specs import VariantSpec
 
 
@@ -161,17 +161,7 @@ def _backward_steps(DA: Tensor, dOut: Tensor, RT: Tensor, Kc: Optional[Tensor], 
             dc.addcmul_(E_f, p_f)
 
 
-def _scripted(fn):
-    """``torch.jit.script(fn)`` (deprecated in PyTorch 2.x, still the fastest here), else ``fn`` itself."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.script(fn)
-    except Exception:  # noqa: BLE001 - a PyTorch without TorchScript: the eager loop computes the same
-        return fn
-
-
-forward_steps, backward_steps = _scripted(_forward_steps), _scripted(_backward_steps)
+forward_steps, backward_steps = scripted(_forward_steps), scripted(_backward_steps)
 
 
 class FusedLSTMFunction(torch.autograd.Function):
