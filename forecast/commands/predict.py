@@ -88,7 +88,8 @@ def predict(cfg: PredictConfig, echo: Echo = print) -> Prediction:
         lookback, target, features = int(p["data.lookback"]), p["data.target"], p["data.features"]
     except KeyError:
         raise ForecastError(f"run {fit_run.info.run_id} is not a `forecast fit` run (no data params)") from None
-    data = replace(data, lookback=lookback, target=target, features=features.split(","))
+    covariates = {key: [c for c in p.get(f"data.{key}", "").split(",") if c] for key in ("covariates", "covariate_csv")}
+    data = replace(data, lookback=lookback, target=target, features=features.split(","), **covariates)
     network = tracking.load_network(fit_run.info.run_id, (cfg.model,) if cfg.model else (), cfg.allow_pickle)
     history, series = load_data(data, echo)
     if len(series) < lookback:

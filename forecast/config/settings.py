@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Literal
 
+from ..data.covariate_spec import Covariate
 from ..data.tickers import check_ticker
 from ..errors import ForecastError, shorten
 from ..models import get_entry, parse_models
@@ -49,6 +50,8 @@ class DataSettings:
     cache_dir: str | None = option(None, "download cache folder (default: $FORECAST_CACHE_DIR or ~/.cache/forecast)")
     target: Target = option("return", "what to forecast: next day's log return, or its volatility proxy")
     features: list[Feature] = option(["returns"], "input features: returns, range (log high/low), volume (log volume change)")
+    covariates: list[str] = option([], "other tickers as inputs of every window, each TICKER[:return|diff|level] (return: log returns, the default; diff: changes; level: the value), e.g. ^VIX:level; aligned to the target's days without look-ahead")
+    covariate_csv: list[str] = option([], "covariates from files, each PATH[:return|diff|level] (a date column and a Close column)")
     lookback: int = option(30, "days of history in each input window")
     horizon: int = option(1, "days ahead to forecast (more than 1: one output per day, direct multi-output)")
     val_fraction: float = option(0.15, "share of windows for validation (taken just before the test part)")
@@ -62,6 +65,9 @@ class DataSettings:
         require(self.synthetic_lag >= 1, "synthetic_lag", self.synthetic_lag, "must be at least 1")
         require(self.synthetic_seed >= 0, "synthetic_seed", self.synthetic_seed, "must be >= 0")
         require("returns" in self.features, "features", ",".join(self.features), "must include returns")
+        specs = covariate_specs(self)
+        self.covariates = [c.text() for c in specs if not c.csv]
+        self.covariate_csv = [c.text() for c in specs if c.csv]
         self.features = list(dict.fromkeys(self.features))
         require(self.lookback >= 2, "lookback", self.lookback, "must be at least 2")
         require(self.horizon >= 1, "horizon", self.horizon, "must be at least 1")
@@ -78,6 +84,19 @@ class DataSettings:
         if self.csv:
             return Path(self.csv).stem
         return self.ticker
+
+
+def covariate_specs(data: "DataSettings") -> list[Covariate]:
+    """The covariates ``data`` names (tickers, then files), each once and none the target itself."""
+    specs = [Covariate.parse(c) for c in data.covariates] + [Covariate.parse(c, csv=True) for c in data.covariate_csv]
+    names = [c.name for c in specs]
+    for name in names:
+        if names.count(name) > 1:
+            raise ForecastError(f"--covariates: {shorten(name)} is given more than once; give each covariate once")
+        if data.csv is None and data.synthetic is None and name == data.ticker:
+            raise ForecastError(f"--covariates: {shorten(name)} is the target itself, whose returns every window "
+                                f"already holds; drop it")
+    return specs
 
 
 @dataclass

@@ -26,7 +26,7 @@ from .tickers import TICKER_PATTERN
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
 # Tickers with a history shipped inside the package (see bundled/PROVENANCE.md).
-BUNDLED = {"^GSPC": "GSPC.csv.gz"}
+BUNDLED = {"^GSPC": "GSPC.csv.gz", "^IXIC": "IXIC.csv.gz", "^VIX": "VIX.csv.gz"}
 _ALIASES = {
     "date": "date", "datetime": "date", "timestamp": "date", "time": "date", "day": "date",
     "open": "open", "high": "high", "low": "low", "close": "close",
@@ -266,6 +266,7 @@ def _calendar_notes(frame: pd.DataFrame, label: str) -> list[str]:
         if len(wild):
             i = wild[0]
             more = f" ({len(wild) - 1} more such day(s))" if len(wild) > 1 else ""
-            notes.append(f"{label}: the log return on {frame.index[i + 1]:%Y-%m-%d} is {moves[i]:+.2f}, a move no "
-                         f"index makes in a day{more}; check the price on that row")
+            notes.append(f"{label}: the log return on {frame.index[i + 1]:%Y-%m-%d} is {moves[i]:+.2f}, beyond any "
+                         f"day of a stock index{more}; check the price on that row (a volatility index such as "
+                         f"the VIX does move that much)")
     return notes

@@ -12,6 +12,7 @@ what gets imported.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -35,6 +36,9 @@ MAX_MEMBERS = 64             # TrainSettings.seeds: a seed ensemble's networks
 MAX_LOOKBACK = 10_000        # DataSettings.lookback (>= 2)
 MAX_HORIZON = 1_000          # DataSettings.horizon (>= 1)
 FEATURES = ("returns", "range", "volume", "volatility")   # DataSettings.features, and the volatility target's own
+# A covariate's two inputs (data/covariates.py): "<ticker or file stem>:<transform>" and "<...>:age".
+COVARIATE_FEATURE = re.compile(r"^[\w^.=\- ]{1,100}:(return|diff|level|age)$")
+MAX_COVARIATES = 50
 TARGETS = ("return", "volatility")
 FAMILIES = ("normal", "student-t")
 
@@ -105,7 +109,7 @@ def check_spec(spec, name: str, allowed_cells: tuple[str, ...] = ()) -> None:
         raise _bad(name, "shape.cell", cell, f"is not a cell of this toolkit ({', '.join(cells)}) nor module:Class")
     if is_dotted(cell) and cell not in allowed_cells:
         raise ForecastError(f"{name}: this model is your own cell {cell}; name it to allow importing it (--model {cell})")
-    for field, low, high in (("input_size", 1, len(FEATURES)), ("horizon", 1, MAX_HORIZON),
+    for field, low, high in (("input_size", 1, len(FEATURES) + 2 * MAX_COVARIATES), ("horizon", 1, MAX_HORIZON),
                              ("hidden_size", 1, MAX_HIDDEN_SIZE), ("num_layers", 1, MAX_LAYERS)):
         if field not in shape:
             raise _bad(name, "no key", f"shape.{field}", "it needs")
@@ -120,9 +124,10 @@ def check_spec(spec, name: str, allowed_cells: tuple[str, ...] = ()) -> None:
     _int_in(name, "members", spec["members"], 1, MAX_MEMBERS)
     _int_in(name, "lookback", spec["lookback"], 2, MAX_LOOKBACK)
     features = spec["features"]
-    if (not isinstance(features, list) or not all(isinstance(f, str) and f in FEATURES for f in features)
-            or len(set(features)) != len(features)):
-        raise _bad(name, "features", features, f"must list distinct names of {', '.join(FEATURES)}")
+    if (not isinstance(features, list) or len(set(map(str, features))) != len(features)
+            or not all(isinstance(f, str) and (f in FEATURES or COVARIATE_FEATURE.match(f)) for f in features)):
+        raise _bad(name, "features", features, f"must list distinct names of {', '.join(FEATURES)} or covariate "
+                                               f"inputs (TICKER:return|diff|level|age)")
     if len(features) != shape["input_size"]:
         raise _bad(name, "features", features, f"must name shape.input_size = {shape['input_size']} inputs")
     if spec["target"] not in TARGETS:
