@@ -19,6 +19,7 @@ import sys
 from dataclasses import MISSING, dataclass
 
 from .config import settings as C
+from .config.sweep_settings import SweepConfig
 from .console import configure_output
 from .errors import ForecastError, Interrupted
 from .config.yaml_io import field_type, flag_name, resolve, scalar_fields, section_defaults, section_fields, to_yaml
@@ -58,7 +59,7 @@ COMMANDS: dict[str, Command] = {
                                   "For a batch of windows, the norm of the gradient of the last output with respect "
                                   "to the input k steps back, at initialisation and after training: the vanishing "
                                   "gradient of plain RNNs, made visible.", print_config=True),
-    "sweep": Command(C.SweepConfig, "sweep:sweep", "tune each network by walk-forward validation, studies shared by many machines",
+    "sweep": Command(SweepConfig, "sweep:sweep", "tune each network by walk-forward validation, studies shared by many machines",
                      "Tune every network with Optuna on walk-forward folds strictly before --test-start, one study per "
                      "model (SQLite in --out, or a PostgreSQL URL shared by many machines), each trial a nested MLflow "
                      "run; write the best settings per model (best/<model>.yaml, for fit, backtest and "

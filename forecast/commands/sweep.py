@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config.settings import SweepConfig
+from ..config.sweep_settings import SweepConfig
 from ..config.yaml_io import to_flat_dict
 from ..console import Echo, configure_output
 from ..data.load import load_data

@@ -22,7 +22,8 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import pandas as pd
 
-from ..config.settings import BacktestSettings, NetworkSettings, SearchSpace, TrainSettings
+from ..config.settings import BacktestSettings, NetworkSettings, TrainSettings
+from ..config.sweep_settings import SearchSpace
 from ..data.windows import FeatureSeries, forecastable_origins, make_targets
 from ..errors import ForecastError, Interrupted
 from ..models import ModelEntry, get_entry

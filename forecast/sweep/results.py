@@ -19,7 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..config.settings import DataSettings, RunConfig, SweepConfig
+from ..config.settings import DataSettings, RunConfig
+from ..config.sweep_settings import SweepConfig
 from ..errors import ForecastError
 from ..report.figures import pyplot, save_figure
 from ..config.yaml_io import resolve, to_yaml

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..config.settings import SEARCHED, SPACE_FAMILIES, NetworkSettings, SearchSpace, TrainSettings
+from ..config.settings import NetworkSettings, TrainSettings
+from ..config.sweep_settings import SEARCHED, SPACE_FAMILIES, SearchSpace
 from ..models import ModelEntry
 from ..engine.walkforward import ModelSetup
 

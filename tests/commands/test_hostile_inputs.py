@@ -82,7 +82,7 @@ def test_a_storage_password_never_reaches_printed_settings_or_params(capsys):
     out = capsys.readouterr().out
     assert "s3cret" not in out and "storage: postgresql://user:***@db.example:5432/sweeps" in out
     from forecast.config.yaml_io import resolve
-    from forecast.config.settings import SweepConfig
+    from forecast.config.sweep_settings import SweepConfig
 
     params = to_flat_dict(resolve(SweepConfig, None, {"storage": url}))
     assert params["sweep.storage"] == "postgresql://user:***@db.example:5432/sweeps"

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from forecast.cli import main
-from forecast.config.settings import BacktestConfig, FitConfig, SweepConfig
+from forecast.config.settings import BacktestConfig, FitConfig
+from forecast.config.sweep_settings import SweepConfig
 from forecast.config.yaml_io import resolve
 
 CONFIGS = Path(__file__).parents[2] / "configs"
