@@ -1,4 +1,5 @@
-"""``forecast backtest``: walk-forward backtest of several models, with report and MLflow runs.
+"""``forecast backtest``: walk-forward backtest of several models, with report and MLflow runs (a panel of several
+series: ``panel_backtest``).
 
 plan (models, data, folds) -> run (refits and forecasts, in parallel) -> judge (scores, SPA/MCS
 verdicts, trading, distributions) -> write (files, figures, report.html) -> MLflow parent run
@@ -8,16 +9,16 @@ with one nested run per model.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from ..config.settings import BacktestConfig
+from .backtest_judge import TAG_MODEL_RUN, BacktestResult, Judgement, Plan, judge
 from ..console import Echo
 from ..data.load import load_data
-from ..evaluate.results import collect, seed_rmse
-from ..evaluate.scores import NAIVE, leaderboard, multiple_comparison, score_points, trading_rows, trading_table
+from ..data.panels import is_panel
+from ..evaluate.scores import NAIVE, trading_rows
 from ..models import get_entry, parse_models, unique_models
 from ..models.custom import check_custom_cells, load_cell
 from ..report.figures import plot_cumulative_sse_difference, plot_equity, plot_fold_bars, plot_forecasts
@@ -26,63 +27,17 @@ from ..report.prose import backtest_intro, tuned_line
 from ..report.tables import text_table
 from ..tracking import runs as tracking
 from ..tracking.record import RunRecord, data_tags
-from .backtest_distribution import add_reference_distribution, distribution_section, forecasts_distributions
+from .backtest_distribution import add_reference_distribution, forecasts_distributions
 
-TAG_MODEL_RUN = "backtest-model"
 BOARD_COLUMNS = ["rmse", "mae", "r2_oos", "dir_acc", "always_up_hit_rate", "pt_pvalue", "dm_pvalue", "mcs_pvalue"]
-
-
-@dataclass
-class BacktestResult:
-    predictions: pd.DataFrame
-    metrics: dict[str, dict[str, float]]
-    per_fold: pd.DataFrame
-    trading: dict[str, dict[str, float]]
-    leaderboard: pd.DataFrame
-    out_dir: Path
-    run_id: str | None
-    distributions: dict[str, dict] = field(default_factory=dict)   # per distribution model: scores and verdicts
-
-
-@dataclass
-class Plan:
-    """What a backtest will do: its models, data, folds and settings (a sweep's, per network, with --from-sweep)."""
-
-    entries: list
-    history: object
-    series: object
-    folds: list
-    backtest: object                       # the backtest settings in force (--from-sweep: its test start, models)
-    setups: dict                           # network -> its own settings (--from-sweep), else empty
-    distributional: bool
-
-    @property
-    def days(self):
-        s, f = self.series, self.folds
-        return s.target_dates(f[0].split.test[:1])[0], s.target_dates(f[-1].split.test[-1:])[0]
-
-
-@dataclass
-class Judgement:
-    """Everything a backtest concludes from its forecasts."""
-
-    frame: pd.DataFrame
-    metrics: dict
-    per_fold: pd.DataFrame
-    trading: dict
-    curves: dict
-    spa: dict
-    mcs: dict
-    board: pd.DataFrame
-    section: object = None                 # the distribution part, when distributions are forecast
-
-    @property
-    def overall(self) -> dict:
-        return self.section.overall(self.metrics) if self.section else self.metrics
 
 
 def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
     d = cfg.data
+    if is_panel(d):
+        from .panel_backtest import panel_backtest
+
+        return panel_backtest(cfg, echo)
     plan = plan_backtest(cfg, echo)
     record = RunRecord.for_settings(cfg, "backtest", d.source_name, f"backtest-{d.target}", (d.source_name, "backtest"),
                                     echo)
@@ -135,28 +90,6 @@ def plan_backtest(cfg: BacktestConfig, echo: Echo = print) -> Plan:
          f"{b.window} training window{', warm starts' if b.warm_start else ''}, {b.jobs} job(s); "
          f"models: {', '.join(e.name for e in entries)}")
     return plan
-
-
-def judge(plan: Plan, results: list, cfg: BacktestConfig, record: RunRecord) -> Judgement:
-    """Scores per model and fold, seed RMSEs, trading, SPA and MCS verdicts, the leaderboard, distributions."""
-    d = cfg.data
-    frame, dists = collect(plan.series, plan.folds, [e.name for e in plan.entries], results, d.horizon,
-                           cfg.quantiles if plan.distributional else None)
-    metrics = score_points(frame, d.target, d.horizon)
-    for model, by_seed in seed_rmse(results, frame, plan.folds).items():
-        metrics[model]["rmse_by_seed"] = by_seed
-    per_fold = pd.DataFrame([{"model": m, "fold": f, **vals} for f, part in frame.groupby("fold")
-                             for m, vals in score_points(part, d.target, d.horizon).items()])
-    trading, curves = trading_table(frame, plan.backtest.cost_bps) if d.target == "return" else ({}, {})
-    spa, mcs = multiple_comparison(frame, seed=cfg.train.seed)
-    for model, membership in mcs.items():
-        metrics[model].update(membership)
-    board = leaderboard(metrics, trading, spa)
-    seconds = pd.DataFrame([(r.model, r.seconds) for r in results], columns=["model", "s"]).groupby("model")["s"].sum()
-    board["fit_seconds"] = board["model"].map(seconds)
-    section = (distribution_section(record, frame, dists, plan.folds, plan.history, plan.series, cfg)
-               if plan.distributional else None)
-    return Judgement(frame, metrics, per_fold, trading, curves, spa, mcs, board, section)
 
 
 def _write(record: RunRecord, plan: Plan, j: Judgement, cfg: BacktestConfig) -> None:

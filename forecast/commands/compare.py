@@ -9,7 +9,7 @@ from ..config.settings import CompareConfig
 from ..errors import ForecastError
 from ..evaluate.scores import HIGHER_IS_BETTER
 from ..report.tables import text_table
-from .backtest import TAG_MODEL_RUN
+from .backtest_judge import TAG_MODEL_RUN
 from ..console import Echo
 
 

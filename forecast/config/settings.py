@@ -17,7 +17,7 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..data.covariate_spec import Covariate
+from ..data.covariate_spec import PANEL, Covariate
 from ..data.tickers import check_ticker
 from ..errors import ForecastError, shorten
 from ..models import get_entry, parse_models
@@ -33,10 +33,14 @@ DistributionFamily = Literal["normal", "student-t"]
 DEFAULT_QUANTILES = [0.01, 0.05, 0.5, 0.95, 0.99]
 
 
+DEFAULT_TICKER = "^GSPC"
+
+
 @dataclass
 class DataSettings:
-    ticker: str = option("^GSPC", "Yahoo Finance ticker to forecast (a name such as ^GSPC, never a path)")
-    csv: str | None = option(None, "read prices from this CSV (Date, Close and/or Adj Close, optional Open/High/Low/Volume) instead of downloading")
+    ticker: str = option(DEFAULT_TICKER, "Yahoo Finance ticker to forecast (a name such as ^GSPC, never a path)")
+    tickers: list[str] = option([], "a panel: several tickers forecast side by side, e.g. ^GSPC,^IXIC (each downloaded, cached or bundled as --ticker is); `forecast backtest` runs panels")
+    csv: str | None = option(None, "read prices from this CSV (Date, Close and/or Adj Close, optional Open/High/Low/Volume) instead of downloading; several, comma-separated, or one long file with a Ticker column, are a panel")
     date_format: str | None = option(None, "how the CSV writes dates, e.g. %d/%m/%Y (default: YYYY-MM-DD, or a form that reads one way only)")
     synthetic: SyntheticKind | None = option(None, "use a simulated series with a known best error instead of market data")
     synthetic_length: int = option(3000, "number of days of the simulated series")
@@ -47,7 +51,7 @@ class DataSettings:
     cache_dir: str | None = option(None, "download cache folder (default: $FORECAST_CACHE_DIR or ~/.cache/forecast)")
     target: Target = option("return", "what to forecast: next day's log return, or its volatility proxy")
     features: list[Feature] = option(["returns"], "input features: returns, range (log high/low), volume (log volume change)")
-    covariates: list[str] = option([], "other tickers as inputs of every window, each TICKER[:return|diff|level] (return: log returns, the default; diff: changes; level: the value), e.g. ^VIX:level; aligned to the target's days without look-ahead")
+    covariates: list[str] = option([], "other tickers as inputs of every window, each TICKER[:return|diff|level] (return: log returns, the default; diff: changes; level: the value), e.g. ^VIX:level; or panel: every other series of the panel; aligned to the target's days without look-ahead")
     covariate_csv: list[str] = option([], "covariates from files, each PATH[:return|diff|level] (a date column and a Close column)")
     lookback: int = option(30, "days of history in each input window")
     horizon: int = option(1, "days ahead to forecast (more than 1: one output per day, direct multi-output)")
@@ -57,13 +61,21 @@ class DataSettings:
     def __post_init__(self) -> None:
         if self.csv is None and self.synthetic is None:
             self.ticker = check_ticker(self.ticker)
+        self.tickers = [check_ticker(t) for t in self.tickers]
+        for t in self.tickers:
+            if self.tickers.count(t) > 1:
+                raise ForecastError(f"--tickers names {t} twice: give each series once")
+        if self.tickers and self.ticker != DEFAULT_TICKER:
+            raise ForecastError("--ticker and --tickers were both given: a panel is --tickers alone")
+        if self.tickers and (self.csv is not None or self.synthetic is not None):
+            raise ForecastError("--tickers with --csv or --synthetic: name the data one way")
         require(self.synthetic_length >= 100, "synthetic_length", self.synthetic_length, "must be at least 100")
         require(self.synthetic_noise > 0, "synthetic_noise", self.synthetic_noise, "must be positive")
         require(self.synthetic_lag >= 1, "synthetic_lag", self.synthetic_lag, "must be at least 1")
         require(self.synthetic_seed >= 0, "synthetic_seed", self.synthetic_seed, "must be >= 0")
         require("returns" in self.features, "features", ",".join(self.features), "must include returns")
         specs = covariate_specs(self)
-        self.covariates = [c.text() for c in specs if not c.csv]
+        self.covariates = [c.text() for c in specs if not c.csv] + ([PANEL] if self.panel_covariates else [])
         self.covariate_csv = [c.text() for c in specs if c.csv]
         self.features = list(dict.fromkeys(self.features))
         require(self.lookback >= 2, "lookback", self.lookback, "must be at least 2")
@@ -72,20 +84,33 @@ class DataSettings:
         require(0 < self.test_fraction < 0.5, "test_fraction", self.test_fraction, "must be between 0 and 0.5")
 
     @property
+    def panel_covariates(self) -> bool:
+        """``--covariates panel``: every other series of the panel as an input."""
+        return any(c.strip().lower() == PANEL for c in self.covariates)
+
+    @property
+    def panel(self) -> bool:
+        """Several series named by the settings themselves (a long CSV with a Ticker column is one too: data says)."""
+        return len(self.tickers) > 1 or len([p for p in (self.csv or "").split(",") if p.strip()]) > 1
+
+    @property
     def source_name(self) -> str:
-        """Name of the data set: the ticker, the CSV's stem, or the simulation."""
+        """Name of the data set: the ticker, the CSV's stem, the simulation, or a panel's first name and count."""
         from pathlib import Path
 
         if self.synthetic:
             return f"synthetic-{self.synthetic}"
-        if self.csv:
-            return Path(self.csv).stem
-        return self.ticker
+        names = self.tickers or [Path(p.strip()).stem for p in (self.csv or "").split(",") if p.strip()]
+        if len(names) > 1:
+            return f"{names[0]}+{len(names) - 1}"
+        return names[0] if names else self.ticker
 
 
 def covariate_specs(data: "DataSettings") -> list[Covariate]:
-    """The covariates ``data`` names (tickers, then files), each once and none the target itself."""
-    specs = [Covariate.parse(c) for c in data.covariates] + [Covariate.parse(c, csv=True) for c in data.covariate_csv]
+    """The covariates ``data`` names (tickers, then files), each once and none the target itself (``panel``, the
+    other series of a panel, is not among them: ``panel_covariates``)."""
+    specs = ([Covariate.parse(c) for c in data.covariates if c.strip().lower() != PANEL]
+             + [Covariate.parse(c, csv=True) for c in data.covariate_csv])
     names = [c.name for c in specs]
     for name in names:
         if names.count(name) > 1:

@@ -12,6 +12,7 @@ from ..errors import ForecastError, shorten
 from .tickers import check_ticker
 
 TRANSFORMS = ("return", "diff", "level")
+PANEL = "panel"          # --covariates panel: every other series of a panel, by its returns
 
 
 @dataclass(frozen=True)

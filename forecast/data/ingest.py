@@ -25,6 +25,7 @@ from .history import PriceHistory
 from .tickers import TICKER_PATTERN
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
+TICKER_COLUMNS = ("ticker", "symbol")        # a long CSV's column naming each row's series
 # Tickers with a history shipped inside the package (see bundled/PROVENANCE.md).
 BUNDLED = {"^GSPC": "GSPC.csv.gz", "^IXIC": "IXIC.csv.gz", "^VIX": "VIX.csv.gz"}
 _ALIASES = {
@@ -128,6 +129,50 @@ def load_csv(path: str | Path, date_format: str | None = None) -> PriceHistory:
     Errors name the row and the offending cell only: never more of the file's content
     (a mistyped path can point at a file that is nobody's business).
     """
+    raw, label, path = _read_csv(path)
+    column = _ticker_column(raw)
+    if column is not None and raw[column].nunique() > 1:
+        raise ForecastError(f"{label} has a {column} column with {raw[column].nunique()} series: a panel, which "
+                            f"`forecast backtest` runs; give one series' file here")
+    notes: list[str] = []
+    frame = _validate(_normalise_columns(raw.drop(columns=[column] if column else []), label, date_format), label,
+                      notes)
+    return PriceHistory(frame, path.stem, f"CSV {path}", notes)
+
+
+def load_csv_panel(path: str | Path, date_format: str | None = None) -> list[PriceHistory]:
+    """The series of a CSV: one per value of its Ticker (or Symbol) column in a long file (one row per series and
+    day), else the file's one series."""
+    raw, label, path = _read_csv(path)
+    column = _ticker_column(raw)
+    if column is None:
+        return [load_csv(path, date_format)]
+    histories = []
+    for name, rows in raw.groupby(column, sort=False):
+        where, notes = f"{label} ({column} {str(name)[:40]!r})", []
+        frame = _validate(_normalise_columns(rows.drop(columns=[column]), where, date_format), where, notes)
+        histories.append(PriceHistory(frame, str(name).strip(), f"CSV {path}", notes))
+    return histories
+
+
+def series_count(path: str | Path) -> int:
+    """How many series a CSV holds: its Ticker (Symbol) column's values, else 1; 1 for a file that cannot be read
+    (reading it properly gives the error)."""
+    try:
+        raw, _, _ = _read_csv(path)
+    except ForecastError:
+        return 1
+    column = _ticker_column(raw)
+    return 1 if column is None else int(raw[column].nunique())
+
+
+def _ticker_column(raw: pd.DataFrame) -> str | None:
+    """The column naming each row's series in a long CSV (Ticker, Symbol), or None."""
+    return next((c for c in raw.columns if str(c).strip().lower() in TICKER_COLUMNS), None)
+
+
+def _read_csv(path: str | Path) -> tuple[pd.DataFrame, str, Path]:
+    """``(raw frame, label for messages, path)``; a one-line error for a file that is not a readable CSV."""
     path = Path(path)
     label = f"CSV {str(path)!r}"
     if path.is_dir():
@@ -146,9 +191,7 @@ def load_csv(path: str | Path, date_format: str | None = None) -> PriceHistory:
                             f"header row") from None
     if raw is None or raw.empty:
         raise ForecastError(f"{label} has no data rows; it needs a header row and one row per trading day")
-    notes: list[str] = []
-    frame = _validate(_normalise_columns(raw, label, date_format), label, notes)
-    return PriceHistory(frame, path.stem, f"CSV {path}", notes)
+    return raw, label, path
 
 
 def _has_header(path: Path) -> bool:

@@ -58,20 +58,32 @@ def make_folds(series: FeatureSeries, lookback: int, horizon: int, settings: Bac
     first = first_test_origin(series, origins, settings.test_start)
     folds = []
     for number, start in enumerate(range(first, len(origins), settings.refit_every), 1):
-        test = origins[start:start + settings.refit_every]
-        before = purged(origins[:start], test[0], horizon)
-        if settings.window == "rolling":
-            before = before[-settings.train_length:]
-        train, val = carve_validation(before, min(len(before), max(MIN_EVAL, int(round(len(before) * val_fraction)))),
-                                      horizon)
-        if len(train) < MIN_TRAIN or len(val) < MIN_EVAL:
-            day = series.target_dates(test[:1])[0]
-            raise ForecastError(
-                f"fold {number} (from {day:%Y-%m-%d}) has only {len(train)} training and {len(val)} validation "
-                f"windows of --lookback {lookback}: too short; use a later --test-start, a shorter --lookback "
-                f"or a longer --train-length")
-        folds.append(Fold(number, Split(train, val, test)))
+        split = fold_split(origins, start, start + settings.refit_every, horizon, settings, val_fraction)
+        if len(split.train) < MIN_TRAIN or len(split.val) < MIN_EVAL:
+            raise ForecastError(short_fold(number, series, split, lookback))
+        folds.append(Fold(number, split))
     return folds
+
+
+def fold_split(origins: np.ndarray, start: int, stop: int, horizon: int, settings: BacktestSettings,
+               val_fraction: float) -> Split:
+    """The fold whose test part is ``origins[start:stop]``: trained on the origins whose targets all fall before
+    it (all of them, or the last ``train_length`` with a rolling window), validated on the last of those."""
+    test = origins[start:stop]
+    before = purged(origins[:start], test[0], horizon)
+    if settings.window == "rolling":
+        before = before[-settings.train_length:]
+    train, val = carve_validation(before, min(len(before), max(MIN_EVAL, int(round(len(before) * val_fraction)))),
+                                  horizon)
+    return Split(train, val, test)
+
+
+def short_fold(number: int, series: FeatureSeries, split: Split, lookback: int) -> str:
+    """Why a fold cannot be trained: too few training or validation windows."""
+    day = series.target_dates(split.test[:1])[0]
+    return (f"fold {number} (from {day:%Y-%m-%d}) has only {len(split.train)} training and {len(split.val)} "
+            f"validation windows of --lookback {lookback}: too short; use a later --test-start, a shorter --lookback "
+            f"or a longer --train-length")
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,11 @@ class Unit:
     warm_start: bool
     setup: ModelSetup | None = None    # None: the settings shared by all models
     population: int = 1                # networks trained as one (folds x seeds x restarts); 1: one at a time
+    series: tuple[int, ...] = ()       # a panel: each fold's series (an index into it); (): the one series
+
+    def data(self, series) -> list[FeatureSeries]:
+        """Each fold's series: ``series`` is the one series, or the panel's tuple of them."""
+        return [series[i] for i in self.series] if self.series else [series] * len(self.folds)
 
 
 @dataclass
@@ -107,9 +124,10 @@ class UnitResult:
     by_seed: dict[int, np.ndarray] | None = None   # seed ensembles: each seed's forecasts [N, H]
     distribution: Distribution | None = None       # distribution forecasts: their mean is ``forecasts``
     fitted: object = None                          # the fitted forecaster, when asked for (``fit`` logs it)
+    series: int = 0                                # a panel: the series (its index) forecast
 
 
-def run_unit(unit: Unit, series: FeatureSeries, network: NetworkSettings, train: TrainSettings, lookback: int,
+def run_unit(unit: Unit, series: FeatureSeries | tuple, network: NetworkSettings, train: TrainSettings, lookback: int,
              horizon: int) -> list[UnitResult]:
     """``fit_unit`` on one torch thread, as every unit of a backtest runs (in this process or a worker): a CPU
     kernel's summation order depends on its thread count, and results must not depend on --jobs. Cores are
@@ -120,43 +138,50 @@ def run_unit(unit: Unit, series: FeatureSeries, network: NetworkSettings, train:
     torch.set_num_threads(1)
     if unit.setup is not None:
         network, train, lookback = unit.setup.network, unit.setup.train, unit.setup.lookback
+    first = unit.data(series)[0]
     try:
-        return fit_unit(unit, series, network, train, FitContext(series.feature_names, series.target_name, lookback,
+        return fit_unit(unit, series, network, train, FitContext(first.feature_names, first.target_name, lookback,
                                                                  horizon))
     finally:
         torch.set_num_threads(threads)
 
 
-def fit_unit(unit: Unit, series: FeatureSeries, network: NetworkSettings, train: TrainSettings, ctx: FitContext,
-             progress: bool = False, on_epoch=None, keep_model: bool = False) -> list[UnitResult]:
-    """The one path from a model to its forecasts, for a backtest's folds and for ``fit`` (one fold): refit on
-    each fold's training part, forecast its test part in one pass (a distribution's mean where there is one,
-    each seed's forecasts for a seed ensemble), chain the weights from fold to fold with warm starts. In a
-    population unit every network of every fold (seeds, restarts) trains as one; warm-started folds are
-    chained, so only a fold's seeds train together."""
-    def forecaster(fold: Fold, state=None):
-        return make_forecaster(unit.entry, network, train, replace(ctx, fold=fold.number), init_state=state,
-                               progress=progress, on_epoch=on_epoch)
+def fit_unit(unit: Unit, series: FeatureSeries | tuple, network: NetworkSettings, train: TrainSettings,
+             ctx: FitContext, progress: bool = False, on_epoch=None, keep_model: bool = False) -> list[UnitResult]:
+    """The one path from a model to its forecasts, for a backtest's folds (a panel's too: each fold on its own
+    series) and for ``fit`` (one fold): refit on each fold's training part, forecast its test part in one pass
+    (a distribution's mean where there is one, each seed's forecasts for a seed ensemble), chain the weights
+    from fold to fold with warm starts. In a population unit every network of every fold (seeds, restarts)
+    trains as one; warm-started folds are chained, so only a fold's seeds train together."""
+    data = unit.data(series)
+    where = unit.series or (0,) * len(unit.folds)
+
+    def forecaster(fold: Fold, own: FeatureSeries, state=None):
+        context = replace(ctx, fold=fold.number, feature_names=own.feature_names)
+        return make_forecaster(unit.entry, network, train, context, init_state=state, progress=progress,
+                               on_epoch=on_epoch)
 
     if unit.population > 1 and not unit.warm_start:
         start = time.perf_counter()
-        models = [forecaster(fold) for fold in unit.folds]
-        fit_forecasters([(m, series, fold.split) for m, fold in zip(models, unit.folds)], unit.population, train,
-                        progress)
+        models = [forecaster(fold, own) for fold, own in zip(unit.folds, data)]
+        fit_forecasters([(m, own, fold.split) for m, fold, own in zip(models, unit.folds, data)], unit.population,
+                        train, progress)
         seconds = (time.perf_counter() - start) / len(unit.folds)
-        return [unit_result(unit, fold, model, series, seconds, keep_model) for fold, model in zip(unit.folds, models)]
+        return [unit_result(unit, fold, model, own, seconds, keep_model, i)
+                for fold, model, own, i in zip(unit.folds, models, data, where)]
     results, state = [], None
-    for fold in unit.folds:
+    for fold, own, i in zip(unit.folds, data, where):
         start = time.perf_counter()
-        model = forecaster(fold, state)
-        fit_forecasters([(model, series, fold.split)], unit.population, train, progress)
+        model = forecaster(fold, own, state)
+        fit_forecasters([(model, own, fold.split)], unit.population, train, progress)
         if unit.warm_start and unit.entry.kind == "network":
             state = model.state()
-        results.append(unit_result(unit, fold, model, series, time.perf_counter() - start, keep_model))
+        results.append(unit_result(unit, fold, model, own, time.perf_counter() - start, keep_model, i))
     return results
 
 
-def unit_result(unit: Unit, fold: Fold, model, series: FeatureSeries, seconds: float, keep_model: bool) -> UnitResult:
+def unit_result(unit: Unit, fold: Fold, model, series: FeatureSeries, seconds: float, keep_model: bool,
+                where: int = 0) -> UnitResult:
     """A fitted model's forecasts of ``fold``'s test part (each seed's too for a seed ensemble)."""
     distribution, by_seed = model.predict_distribution(series, fold.split.test), None
     if isinstance(model, SeedEnsemble):
@@ -167,37 +192,46 @@ def unit_result(unit: Unit, fold: Fold, model, series: FeatureSeries, seconds: f
     if distribution is not None:
         forecasts = distribution.mean           # the point forecast is the distribution's mean, exactly
     return UnitResult(unit.entry.name, fold.number, forecasts, seconds, len(model.history_), model.history_, by_seed,
-                      distribution, model if keep_model else None)
+                      distribution, model if keep_model else None, where)
 
 
-def plan_units(entries: list[ModelEntry], folds: list[Fold], warm_start: bool, network: NetworkSettings,
-               train: TrainSettings, setups: dict[str, ModelSetup] | None = None) -> list[Unit]:
+def plan_units(entries: list[ModelEntry], folds: list, warm_start: bool, network: NetworkSettings,
+               train: TrainSettings, setups: dict[str, ModelSetup] | None = None, panel: bool = False) -> list[Unit]:
     """Networks with warm starts chain their folds; a network trained as populations (``population_size``)
     groups its folds so that each unit holds at most that many networks (folds x seeds); everything else is
-    one unit per fold. ``setups``: a network's own settings by model name (the others use the shared ones).
-    The grouping follows from the work and the settings alone, never from the number of workers."""
+    one unit per fold. ``folds``: the one series' folds, or with ``panel`` each series' list of folds (a unit
+    then names each fold's series: a panel's networks are members of one population). ``setups``: a
+    network's own settings by model name (the others use the shared ones). The grouping follows from the work
+    and the settings alone, never from the number of workers."""
+    by_series = folds if panel else [folds]
     units = []
     for entry in entries:
         setup = (setups or {}).get(entry.name) if entry.kind == "network" else None
         own = setup.train if setup else train
         size = population_size(entry, setup.network if setup else network, own)
+
+        def unit(chosen: list, warm: bool, population: int) -> Unit:
+            return Unit(entry, tuple(f for _, f in chosen), warm, setup, population,
+                        tuple(i for i, _ in chosen) if panel else ())
+
+        latest = [(i, f) for i, series_folds in enumerate(by_series) for f in series_folds[::-1]]
         if warm_start and entry.kind == "network":
-            units.append(Unit(entry, tuple(folds), True, setup, size))
+            units += [unit([(i, f) for f in series_folds], True, size) for i, series_folds in enumerate(by_series)]
         elif size > 1:
             per_unit = max(1, size // len(own.seed_list))
-            latest = folds[::-1]
-            units += [Unit(entry, tuple(latest[k:k + per_unit]), False, setup, size)
-                      for k in range(0, len(latest), per_unit)]
+            units += [unit(latest[k:k + per_unit], False, size) for k in range(0, len(latest), per_unit)]
         else:
-            units += [Unit(entry, (fold,), False, setup) for fold in folds]
+            units += [unit([member], False, 1) for member in latest]
     # Slow units first, so the pool does not end waiting on one long network fold: networks before the
     # rest, and of those the latest folds first (an expanding window trains them on the most data).
     return sorted(units, key=lambda u: (u.entry.kind != "network", -len(u.folds), -max(f.number for f in u.folds)))
 
 
-def run_units(units: list[Unit], series: FeatureSeries, network: NetworkSettings, train: TrainSettings,
-              lookback: int, horizon: int, jobs: int, echo: Callable[[str], None] = print) -> list[UnitResult]:
-    """Run every unit, in this process (``jobs == 1``) or in ``jobs`` worker processes."""
+def run_units(units: list[Unit], series: FeatureSeries | tuple, network: NetworkSettings, train: TrainSettings,
+              lookback: int, horizon: int, jobs: int, echo: Callable[[str], None] = print,
+              names: list[str] | None = None) -> list[UnitResult]:
+    """Run every unit, in this process (``jobs == 1``) or in ``jobs`` worker processes. ``series``: the one
+    series, or a panel's tuple of them (``names``: theirs, for the progress lines)."""
     args = (series, network, train, lookback, horizon)
     results: list[UnitResult] = []
     done, total = 0, sum(len(u.folds) for u in units)
@@ -207,7 +241,8 @@ def run_units(units: list[Unit], series: FeatureSeries, network: NetworkSettings
         for r in batch:
             done += 1
             extra = f", {r.epochs} epochs" if r.epochs else ""
-            echo(f"  [{done}/{total}] {r.model:<8} fold {r.fold}: {r.seconds:.1f}s{extra}")
+            where = f"{names[r.series]:<8} " if names else ""
+            echo(f"  [{done}/{total}] {where}{r.model:<8} fold {r.fold}: {r.seconds:.1f}s{extra}")
         results.extend(batch)
 
     jobs, note = cap_jobs(jobs, len(units))

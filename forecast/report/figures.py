@@ -146,3 +146,20 @@ def plot_bench(frame: pd.DataFrame, path: Path, title: str) -> Path:
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_heatmap(table: pd.DataFrame, path: Path, title: str, label: str = "R2 vs naive") -> Path:
+    """Series down, models across, each cell coloured by its value (blue above 0, red below) and written in it."""
+    plt = pyplot()
+    values = table.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.4 * len(table.columns) + 3, 0.45 * len(table.index) + 2))
+    bound = max(float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0, 1e-6)
+    image = ax.imshow(values, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
+    ax.set_xticks(range(len(table.columns)), table.columns, rotation=30, ha="right")
+    ax.set_yticks(range(len(table.index)), table.index)
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, "" if np.isnan(v) else f"{v:+.4f}", ha="center", va="center", fontsize=8)
+    fig.colorbar(image, ax=ax, label=label)
+    ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -15,6 +15,8 @@ METRIC_LABELS = {
     "mean_vol": "Mean (daily)", "corr_realized": "Corr. with realized",
     "cagr": "CAGR", "ann_vol": "Volatility", "sharpe": "Sharpe", "max_drawdown": "Max drawdown",
     "total_return": "Total return", "turnover": "Turnover / year",
+    "spa_pvalue": "SPA p", "holm_pvalue": "Holm p", "rank_ic": "Rank IC", "rank_ic_t": "IC t (NW)",
+    "rank_ic_pvalue": "IC p", "ic_days": "IC days",
 }
 
 

@@ -1,0 +1,89 @@
+"""What a backtest of one series concludes, shared by the one-series and the panel backtest: its plan, its
+judgement (scores, seed RMSEs, trading, SPA and MCS verdicts, the leaderboard, distributions) and its result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..config.settings import BacktestConfig
+from ..evaluate.results import collect, seed_rmse
+from ..evaluate.scores import leaderboard, multiple_comparison, score_points, trading_table
+from ..tracking.record import RunRecord
+from .backtest_distribution import distribution_section
+
+TAG_MODEL_RUN = "backtest-model"
+
+
+@dataclass
+class BacktestResult:
+    predictions: pd.DataFrame
+    metrics: dict[str, dict[str, float]]
+    per_fold: pd.DataFrame
+    trading: dict[str, dict[str, float]]
+    leaderboard: pd.DataFrame
+    out_dir: Path
+    run_id: str | None
+    distributions: dict[str, dict] = field(default_factory=dict)   # per distribution model: scores and verdicts
+
+
+@dataclass
+class Plan:
+    """What a backtest will do: its models, data, folds and settings (a sweep's, per network, with --from-sweep)."""
+
+    entries: list
+    history: object
+    series: object
+    folds: list
+    backtest: object                       # the backtest settings in force (--from-sweep: its test start, models)
+    setups: dict                           # network -> its own settings (--from-sweep), else empty
+    distributional: bool
+
+    @property
+    def days(self):
+        s, f = self.series, self.folds
+        return s.target_dates(f[0].split.test[:1])[0], s.target_dates(f[-1].split.test[-1:])[0]
+
+
+@dataclass
+class Judgement:
+    """Everything a backtest concludes from its forecasts."""
+
+    frame: pd.DataFrame
+    metrics: dict
+    per_fold: pd.DataFrame
+    trading: dict
+    curves: dict
+    spa: dict
+    mcs: dict
+    board: pd.DataFrame
+    section: object = None                 # the distribution part, when distributions are forecast
+
+    @property
+    def overall(self) -> dict:
+        return self.section.overall(self.metrics) if self.section else self.metrics
+
+
+def judge(plan: Plan, results: list, cfg: BacktestConfig, record: RunRecord) -> Judgement:
+    """Scores per model and fold, seed RMSEs, trading, SPA and MCS verdicts, the leaderboard, distributions."""
+    d = cfg.data
+    frame, dists = collect(plan.series, plan.folds, [e.name for e in plan.entries], results, d.horizon,
+                           cfg.quantiles if plan.distributional else None)
+    metrics = score_points(frame, d.target, d.horizon)
+    for model, by_seed in seed_rmse(results, frame, plan.folds).items():
+        metrics[model]["rmse_by_seed"] = by_seed
+    per_fold = pd.DataFrame([{"model": m, "fold": f, **vals} for f, part in frame.groupby("fold")
+                             for m, vals in score_points(part, d.target, d.horizon).items()])
+    trading, curves = trading_table(frame, plan.backtest.cost_bps) if d.target == "return" else ({}, {})
+    spa, mcs = multiple_comparison(frame, seed=cfg.train.seed)
+    for model, membership in mcs.items():
+        metrics[model].update(membership)
+    board = leaderboard(metrics, trading, spa)
+    seconds = pd.DataFrame([(r.model, r.seconds) for r in results], columns=["model", "s"]).groupby("model")["s"].sum()
+    board["fit_seconds"] = board["model"].map(seconds)
+    section = (distribution_section(record, frame, dists, plan.folds, plan.history, plan.series, cfg)
+               if plan.distributional else None)
+    return Judgement(frame, metrics, per_fold, trading, curves, spa, mcs, board, section)

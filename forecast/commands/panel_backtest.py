@@ -1,0 +1,197 @@
+"""``forecast backtest`` on a panel: several series on one walk-forward calendar, verdicts per series and across.
+
+plan (models, the panel, its folds) -> run (every model on every series and fold; a network's members across
+series, folds and seeds train as one population where that pays) -> judge (each series exactly as one
+series is judged; across series: pooled scores, Holm's correction of the SPA p-values, the R2 table of the
+heatmap, the rank IC with five series or more) -> write (predictions with a series column, metrics,
+report.html) -> an MLflow parent run with one nested run per model holding its metrics per series.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..config.settings import BacktestConfig
+from ..console import Echo
+from ..data.panels import Panel, load_panel
+from ..errors import ForecastError
+from ..evaluate.panel import cross_sectional, holm_table, pooled_scores, r2_table
+from ..evaluate.scores import NAIVE
+from ..models import get_entry, parse_models, unique_models
+from ..models.custom import check_custom_cells, load_cell
+from ..report.figures import plot_heatmap
+from ..report.html import html_report
+from ..report.tables import text_table
+from ..tracking import runs as tracking
+from ..tracking.record import RunRecord
+from .backtest_judge import TAG_MODEL_RUN, BacktestResult, Judgement, Plan, judge
+
+SERIES_COLUMNS = ["rmse", "r2_oos", "dm_pvalue", "mcs_pvalue", "verdict"]
+POOLED_COLUMNS = ["rmse", "mae", "r2_oos", "dir_acc", "days"]
+
+
+@dataclass
+class PanelPlan:
+    entries: list
+    panel: Panel
+    folds: list                       # each series' folds (numbered alike across the panel)
+    backtest: object
+
+
+@dataclass
+class PanelJudgement:
+    per_series: dict[str, Judgement]
+    frame: pd.DataFrame               # every series' predictions, with a series column
+    pooled: dict
+    holm: pd.DataFrame
+    r2: pd.DataFrame
+    cross: dict
+
+
+def panel_backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
+    d = cfg.data
+    plan = plan_panel(cfg, echo)
+    record = RunRecord.for_settings(cfg, "backtest", d.source_name, f"backtest-{d.target}", (d.source_name, "backtest"),
+                                    echo)
+    with record:
+        record.tags({"series": ",".join(plan.panel.names)[:500], "n_series": str(len(plan.panel))})
+        from ..engine.walkforward import plan_units, run_units
+
+        started = time.perf_counter()
+        units = plan_units(plan.entries, plan.folds, plan.backtest.warm_start, cfg.network, cfg.train, panel=True)
+        results = run_units(units, plan.panel.series, cfg.network, cfg.train, d.lookback, d.horizon,
+                            plan.backtest.jobs, echo, names=plan.panel.names)
+        echo(f"fitted {len(results)} model-folds in {time.perf_counter() - started:.1f}s")
+        judged = judge_panel(plan, results, cfg, record)
+        _write(record, plan, judged, cfg)
+        if record.run_id:
+            _track_models(record, judged)
+        _print(echo, judged)
+    board = pd.DataFrame([{"model": m, **v} for m, v in judged.pooled.items()])
+    return BacktestResult(judged.frame, judged.pooled, pd.concat([j.per_fold.assign(series=n) for n, j in
+                                                                  judged.per_series.items()], ignore_index=True),
+                          {}, board, record.out, record.run_id)
+
+
+def plan_panel(cfg: BacktestConfig, echo: Echo = print) -> PanelPlan:
+    """Models checked, every series loaded, folds made: bad input is one line before a run opens."""
+    d, b = cfg.data, cfg.backtest
+    for flag, given in (("--distribution", cfg.network.distribution), ("--from-sweep", b.from_sweep)):
+        if given:
+            raise ForecastError(f"{flag}: a panel backtest forecasts points with the shared settings in this version; "
+                                f"run each series on its own (--ticker) for {flag}")
+    entries = parse_models(unique_models(b.models, echo), d.target)
+    if NAIVE not in [e.name for e in entries]:
+        entries.append(get_entry(NAIVE))
+    for entry in entries:
+        if entry.custom:
+            load_cell(entry.cell)
+    panel = load_panel(d, echo)
+    check_custom_cells(entries, len(panel.series[0].feature_names), cfg.network, d.lookback)
+    from ..engine.panel import panel_calendar, panel_folds
+
+    folds = panel_folds(panel.series, panel.names, d.lookback, d.horizon, b, d.val_fraction, echo)
+    calendar = panel_calendar(panel.series, d.lookback, d.horizon)
+    numbers = sorted({f.number for series_folds in folds for f in series_folds})
+    first = min(s.target_dates(f[0].split.test[:1])[0] for s, f in zip(panel.series, folds))
+    echo(f"backtest: panel of {len(panel)} series ({', '.join(panel.names)}), {len(numbers)} folds of up to "
+         f"{b.refit_every} days of the panel's calendar ({len(calendar):,} days), {first:%Y-%m-%d} to "
+         f"{calendar[-1]:%Y-%m-%d}, {b.window} training window, {b.jobs} job(s); models: "
+         f"{', '.join(e.name for e in entries)}")
+    return PanelPlan(entries, panel, folds, b)
+
+
+def judge_panel(plan: PanelPlan, results: list, cfg: BacktestConfig, record: RunRecord) -> PanelJudgement:
+    """Each series judged as one series is; then the verdicts across series."""
+    per_series = {}
+    for i, name in enumerate(plan.panel.names):
+        one = Plan(plan.entries, plan.panel.histories[i], plan.panel.series[i], plan.folds[i], plan.backtest, {}, False)
+        per_series[name] = judge(one, [r for r in results if r.series == i], cfg, record)
+    frame = pd.concat([j.frame.assign(series=name) for name, j in per_series.items()], ignore_index=True)
+    frame = frame[["date", "series"] + [c for c in frame.columns if c not in ("date", "series")]]
+    return PanelJudgement(per_series, frame, pooled_scores(frame),
+                          holm_table({n: j.spa["pvalue"] for n, j in per_series.items()}),
+                          r2_table({n: j.metrics for n, j in per_series.items()}), cross_sectional(frame))
+
+
+def _write(record: RunRecord, plan: PanelPlan, j: PanelJudgement, cfg: BacktestConfig) -> None:
+    record.csv("predictions.csv", j.frame)
+    rows = [pd.DataFrame([{"series": n, "model": m, "fold": "all", **_plain(v)} for m, v in one.metrics.items()])
+            for n, one in j.per_series.items()]
+    rows += [one.per_fold.astype({"fold": str}).assign(series=n) for n, one in j.per_series.items()]
+    metrics = pd.concat(rows, ignore_index=True)
+    record.csv("metrics.csv", metrics[["series"] + [c for c in metrics.columns if c != "series"]])
+    record.json("metrics.json", tracking.clean({
+        "pooled": j.pooled, "holm": j.holm.to_dict("records"), "cross_sectional": j.cross,
+        "series": {n: {"overall": one.metrics, "spa": one.spa,
+                       "verdicts": dict(zip(one.board["model"], one.board["verdict"]))}
+                   for n, one in j.per_series.items()}}))
+    record.config(cfg)
+    heatmap = record.figure("r2_heatmap.png", plot_heatmap, j.r2, title="R2 vs naive by series and model")
+    d, b = cfg.data, plan.backtest
+    beaten = [r["series"] for r in j.holm.to_dict("records") if r["holm_pvalue"] < 0.05]
+    intro = [f"Panel of {len(plan.panel)} series: " + "; ".join(h.describe() for h in plan.panel.histories) + ".",
+             f"Walk-forward: folds of {b.refit_every} days of the panel's calendar, every model refit on each "
+             f"series strictly before each fold ({b.window} window); target: {d.target}, lookback {d.lookback}.",
+             "Each series is judged on its own (SPA, MCS), then across series: Holm's correction of the SPA p-values "
+             "(many series: one beating naive at 5% is what chance gives). Series where some model beats naive after "
+             f"it: {', '.join(beaten) if beaten else 'none'}."]
+    tables = [("Pooled over all series (one-day-ahead)", _pooled_frame(j.pooled)),
+              ("Holm across series", j.holm)]
+    if j.cross:
+        tables.append(("Cross-sectional skill: daily rank IC across series (Newey-West t)",
+                       pd.DataFrame([{"model": m, **v} for m, v in j.cross.items()])))
+    tables += [(f"Leaderboard: {n}", one.board.drop(columns=[c for c in one.board if c.startswith("rmse_by_seed")]))
+               for n, one in j.per_series.items()]
+    tables.append(("R2 vs naive by series", j.r2.reset_index(names="series")))
+    record.commit("report.html", lambda p: html_report(p, f"Backtest: panel of {len(plan.panel)} series ({d.target})",
+                                                       intro, tables, [("R2 vs naive by series and model", heatmap)]))
+
+
+def _plain(values: dict) -> dict:
+    return {k: v for k, v in values.items() if not isinstance(v, dict)}
+
+
+def _pooled_frame(pooled: dict) -> pd.DataFrame:
+    frame = pd.DataFrame([{"model": m, **v} for m, v in pooled.items()])
+    return frame.sort_values("r2_oos", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def metric_prefix(series: str) -> str:
+    """A series name as the start of an MLflow metric name (letters, digits, _ - . only): ``^GSPC`` -> ``GSPC``."""
+    return re.sub(r"[^\w.\-]", "", series) or "series"
+
+
+def _track_models(record: RunRecord, j: PanelJudgement) -> None:
+    """One nested run per model: its pooled metrics and each series' (``GSPC.r2_oos``: sorted by series)."""
+    record.metrics({"n_series": len(j.per_series)})
+    for model, pooled in j.pooled.items():
+        tags = {tracking.TAG_KIND: TAG_MODEL_RUN, tracking.TAG_SOURCE: record.source, "ticker": record.source,
+                "model": model}
+        tracking.start_run(record.experiment, model, tags, {"model": model}, nested=True)
+        try:
+            values = {f"pooled.{k}": v for k, v in pooled.items()}
+            for name, one in j.per_series.items():
+                values |= {f"{metric_prefix(name)}.{k}": v for k, v in _plain(one.metrics.get(model, {})).items()}
+            tracking.log_metrics(values)
+        finally:
+            tracking.end_run()
+
+
+def _print(echo: Echo, j: PanelJudgement) -> None:
+    for name, one in j.per_series.items():
+        days = len(one.frame[one.frame["model"] == NAIVE])
+        echo(f"\n{name} ({days} forecast days): SPA p = {one.spa['pvalue']:.3f}")
+        echo(text_table(one.board.to_dict("records"), SERIES_COLUMNS))
+    echo(f"\npooled over {len(j.per_series)} series:")
+    echo(text_table(_pooled_frame(j.pooled).to_dict("records"), POOLED_COLUMNS))
+    echo("\nHolm across series (is any model better than naive on this series, after testing every series?):")
+    echo(text_table(j.holm.to_dict("records"), ["spa_pvalue", "holm_pvalue", "verdict"], first="series"))
+    if j.cross:
+        echo("\ncross-sectional skill (daily rank IC across series):")
+        echo(text_table([{"model": m, **v} for m, v in j.cross.items()], ["rank_ic", "rank_ic_t", "rank_ic_pvalue",
+                                                                          "ic_days"]))

@@ -1,0 +1,59 @@
+"""Verdicts across the series of a panel.
+
+Each series has its own leaderboard, SPA and MCS (``backtest.judge``, as one series has). Across
+series: pooled scores over every series' forecast days; Holm's correction of the per-series SPA
+p-values (with many series, one that "beats naive at 5%" is what chance gives); the series x model
+table of R2 vs naive behind the report's heatmap; and, with five series or more, cross-sectional skill:
+the daily rank information coefficient between forecasts and outcomes.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..stats.cross_section import MIN_SERIES_IC, holm, rank_ic
+from ..stats.metrics import directional_accuracy, mae, r2_oos, rmse
+from .scores import NAIVE, SPA_LEVEL, first_step
+
+
+def pooled_scores(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Every model's one-day-ahead RMSE, MAE, R2 vs naive and directional accuracy over all series' days."""
+    step1 = first_step(frame)
+    naive = step1[step1["model"] == NAIVE].set_index(["series", "date"])["y_pred"]
+    out = {}
+    for model, rows in step1.groupby("model", sort=False):
+        rows = rows.set_index(["series", "date"])
+        y, p = rows["y_true"].to_numpy(), rows["y_pred"].to_numpy()
+        out[model] = {"rmse": rmse(y, p), "mae": mae(y, p), "r2_oos": r2_oos(y, p, naive.loc[rows.index].to_numpy()),
+                      "dir_acc": directional_accuracy(y, p)[0], "days": len(rows)}
+    return out
+
+
+def holm_table(spa_pvalues: dict[str, float]) -> pd.DataFrame:
+    """Per series: SPA p-value of "some model beats naive", Holm-adjusted across series, and its verdict."""
+    names = list(spa_pvalues)
+    adjusted = holm([spa_pvalues[n] for n in names])
+    return pd.DataFrame({"series": names, "spa_pvalue": [spa_pvalues[n] for n in names], "holm_pvalue": adjusted,
+                         "verdict": ["a model beats naive (SPA, Holm across series)" if a < SPA_LEVEL else
+                                     "no model beats naive after Holm" for a in adjusted]})
+
+
+def r2_table(metrics: dict[str, dict[str, dict]]) -> pd.DataFrame:
+    """Series down, models across: each model's R2 vs naive on each series (``metrics[series][model]``)."""
+    return pd.DataFrame({name: {m: v["r2_oos"] for m, v in by_model.items()} for name, by_model in metrics.items()}).T
+
+
+def cross_sectional(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per model: the rank IC across series, on days with at least ``MIN_SERIES_IC`` series (empty with fewer
+    series in the panel)."""
+    step1 = first_step(frame)
+    if step1["series"].nunique() < MIN_SERIES_IC:
+        return {}
+    out = {}
+    for model, rows in step1.groupby("model", sort=False):
+        if model == NAIVE:
+            continue
+        forecasts = rows.pivot_table(index="date", columns="series", values="y_pred", sort=True)
+        outcomes = rows.pivot_table(index="date", columns="series", values="y_true", sort=True)
+        out[model] = rank_ic(forecasts.to_numpy(), outcomes.reindex_like(forecasts).to_numpy())
+    return out

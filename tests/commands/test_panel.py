@@ -1,0 +1,125 @@
+"""Panels: several series on one walk-forward calendar, verdicts per series and across, no look-ahead."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast.cli import main
+from forecast.stats.cross_section import holm, newey_west_t, rank_ic
+
+SMALL = ["--lookback", "5", "--hidden-size", "4", "--max-epochs", "2", "--accelerator", "cpu", "--refit-every", "60"]
+
+
+def write_series(path, days, seed, perturb_after=None, lead=None) -> str:
+    rng = np.random.default_rng(seed)
+    r = rng.normal(0, 0.01, len(days))
+    if lead is not None:                          # follows another series' return of the day before
+        r = 0.5 * np.r_[0.0, lead[:-1]] + rng.normal(0, 0.005, len(days))
+    if perturb_after is not None:
+        late = days > pd.Timestamp(perturb_after)
+        r[late] += rng.normal(0, 0.05, late.sum())
+    pd.DataFrame({"Date": [f"{d:%Y-%m-%d}" for d in days], "Close": 100 * np.exp(np.cumsum(r))}).to_csv(path, index=False)
+    return str(path)
+
+
+def three_calendars(folder, perturb_after=None) -> str:
+    """Three series: every weekday; missing every 9th weekday (another exchange's holidays); starting later."""
+    days = pd.bdate_range("2012-01-02", periods=600)
+    a = write_series(folder / "alpha.csv", days, 1, perturb_after)
+    b = write_series(folder / "beta.csv", days[np.arange(600) % 9 != 4], 2, perturb_after)
+    c = write_series(folder / "gamma.csv", days[150:], 3, perturb_after)
+    return ",".join([a, b, c])
+
+
+def test_a_panel_backtest_judges_each_series_and_across_them(tmp_path, capsys):
+    csv = three_calendars(tmp_path)
+    assert main(["backtest", "--csv", csv, "--models", "gru,ridge,naive", *SMALL, "--out", "p"]) == 0, \
+        capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "panel of 3 series (alpha, beta, gamma)" in out and "Holm across series" in out
+    frame = pd.read_csv(tmp_path / "p" / "predictions.csv", parse_dates=["date"])
+    assert list(frame.columns[:3]) == ["date", "series", "model"]
+    for name, file in zip(("alpha", "beta", "gamma"), csv.split(",")):
+        own = pd.to_datetime(pd.read_csv(file)["Date"])
+        days = frame.loc[(frame["series"] == name) & (frame["model"] == "naive"), "date"]
+        assert days.isin(own).all() and days.is_unique           # only its own trading days, each once
+    # one calendar: a fold covers the same dates on every series
+    spans = frame.groupby(["fold", "series"])["date"].agg(["min", "max"]).reset_index()
+    for fold, part in spans.groupby("fold"):
+        assert (part["max"].max() - part["min"].min()).days < 120, part
+    metrics = json.loads((tmp_path / "p" / "metrics.json").read_text())
+    assert set(metrics["series"]) == {"alpha", "beta", "gamma"} and len(metrics["holm"]) == 3
+    assert {"gru", "ridge", "naive"} <= set(metrics["pooled"])
+    assert (tmp_path / "p" / "r2_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Holm across series" in (tmp_path / "p" / "report.html").read_text()
+    import mlflow
+
+    runs = {r.data.tags.get("model"): r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")}
+    assert {"gamma.r2_oos", "alpha.rmse", "pooled.r2_oos"} <= set(runs["gru"].data.metrics)
+
+
+def test_changing_every_series_after_a_date_leaves_earlier_forecasts_unchanged(tmp_path):
+    args = ["backtest", "--models", "gru,ridge,naive", "--covariates", "panel", *SMALL, "--no-track"]
+    assert main([*args, "--csv", three_calendars(tmp_path), "--out", "a"]) == 0
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    cut = "2014-01-20"
+    assert main([*args, "--csv", three_calendars(moved, perturb_after=cut), "--out", "b"]) == 0
+    a, b = (pd.read_csv(tmp_path / n / "predictions.csv", parse_dates=["date"]) for n in ("a", "b"))
+    early = a["date"] <= pd.Timestamp(cut)
+    assert early.sum() > 100 and (~early).sum() > 100
+    pd.testing.assert_frame_equal(a[early].reset_index(drop=True), b[early].reset_index(drop=True))
+
+
+def test_a_one_series_panel_is_the_single_series_backtest_byte_for_byte(tmp_path):
+    args = ["backtest", "--offline", "--models", "gru,ridge,naive", "--test-start", "2018-06-01", *SMALL, "--no-track"]
+    assert main([*args, "--tickers", "^GSPC", "--out", "panel"]) == 0
+    assert main([*args, "--ticker", "^GSPC", "--out", "single"]) == 0
+    assert (tmp_path / "panel" / "predictions.csv").read_bytes() == (tmp_path / "single" / "predictions.csv").read_bytes()
+
+
+def test_a_long_csv_with_a_ticker_column_is_a_panel(tmp_path, capsys):
+    days = pd.bdate_range("2015-01-02", periods=400)
+    rows = [pd.read_csv(write_series(tmp_path / f"{n}.csv", days, s)).assign(Ticker=n) for s, n in ((1, "X"), (2, "Y"))]
+    pd.concat(rows).to_csv(tmp_path / "long.csv", index=False)
+    assert main(["backtest", "--csv", str(tmp_path / "long.csv"), "--models", "ridge,naive", *SMALL, "--no-track",
+                 "--out", "l"]) == 0
+    assert set(pd.read_csv(tmp_path / "l" / "predictions.csv")["series"]) == {"X", "Y"}
+    assert main(["fit", "--csv", str(tmp_path / "long.csv"), *SMALL[:-2]]) == 2
+    assert "a panel, which `forecast backtest` runs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tickers", "^GSPC,^NOPE"], "no data for ticker '^NOPE'"),
+    (["--tickers", "^GSPC,^gspc"], "--tickers names ^GSPC twice"),
+    (["--tickers", "^GSPC,^IXIC", "--ticker", "^DJI"], "--ticker and --tickers were both given"),
+    (["--ticker", "^GSPC", "--covariates", "panel"], "--covariates panel means every other series of a panel"),
+])
+def test_bad_panels_are_one_line_before_anything_trains(args, message, capsys):
+    assert main(["backtest", "--offline", *args, *SMALL, "--no-track"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_two_series_with_one_name_are_refused(tmp_path, capsys):
+    days = pd.bdate_range("2015-01-02", periods=300)
+    (tmp_path / "b").mkdir()
+    files = [write_series(tmp_path / "x.csv", days, 1), write_series(tmp_path / "b" / "x.csv", days, 2)]
+    assert main(["backtest", "--csv", ",".join(files), *SMALL, "--no-track"]) == 2
+    assert "two series of the panel are named 'x'" in capsys.readouterr().err
+
+
+def test_holm_rank_ic_and_newey_west():
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, np.nan]), [0.03, 0.06, 0.06, np.nan])
+    rng = np.random.default_rng(0)
+    outcomes = rng.normal(size=(200, 6))
+    perfect = rank_ic(outcomes * 2 + 1, outcomes)
+    assert perfect["rank_ic"] == pytest.approx(1.0) and perfect["ic_days"] == 200
+    none = rank_ic(rng.normal(size=(200, 6)), outcomes)
+    assert abs(none["rank_ic"]) < 0.1 and none["rank_ic_pvalue"] > 0.01
+    assert rank_ic(outcomes[:, :4], outcomes[:, :4])["ic_days"] == 0            # fewer than five series
+    assert newey_west_t(np.ones(10)) != newey_west_t(np.ones(10))                 # no variance: NaN
