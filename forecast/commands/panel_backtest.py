@@ -85,6 +85,9 @@ def plan_panel(cfg: BacktestConfig, echo: Echo = print) -> PanelPlan:
             raise ForecastError(f"{flag}: a panel backtest forecasts points with the shared settings in this version; "
                                 f"run each series on its own (--ticker) for {flag}")
     entries = parse_models(unique_models(b.models, echo), d.target)
+    if b.warm_start and any(e.scope == "global" for e in entries):
+        raise ForecastError("--warm-start: a global network trains afresh for each fold in this version; drop "
+                            "--warm-start or the -global models")
     if NAIVE not in [e.name for e in entries]:
         entries.append(get_entry(NAIVE))
     for entry in entries:

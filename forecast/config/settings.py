@@ -128,6 +128,7 @@ class NetworkSettings:
     dropout: float = option(0.0, "dropout between recurrent layers (needs num_layers > 1)")
     chrono: bool = option(True, "chrono initialisation of LSTM/GRU gate biases: memory time scales up to --lookback steps")
     position: bool = option(True, "give every day of a window its position (how many days back, as sines and cosines) as extra inputs, the same for every cell: a network finds a day far from the window's start without counting")
+    series_embedding: bool = option(False, "global networks of a panel (lstm-global, ...): every day of a window also carries its series' one-hot code, so the network learns a code per series")
     distribution: DistributionFamily | None = option(None, "forecast a distribution of the return, not only a point: the head outputs location and scale (and degrees of freedom), trained by negative log-likelihood (return target only)")
 
     def __post_init__(self) -> None:

@@ -33,7 +33,7 @@ from ..models.population import PopulationNet, shape_key
 from ..errors import ForecastError
 from .convergence import Diverged
 from .forecasters import Attempt, NetworkForecaster, SeedEnsemble
-from .population_data import MemberData, PopulationBatches
+from .population_data import MemberData, PopulationBatches, Source
 
 BETAS, EPS = (0.9, 0.999), 1e-8     # torch.optim.Adam's defaults, as the one-network recipe uses
 AUTO_GPU = 256                      # --population auto on a CUDA device: members per population
@@ -102,6 +102,11 @@ class Member:
         f = self.forecaster
         return f"{f.entry.name} diverged on fold {f.ctx.fold}, seed {f.train.seed}"
 
+    @property
+    def sources(self) -> list[tuple]:
+        """``(series, split, code)`` of what it trains on: its one series, or a global network's every series."""
+        return getattr(self.forecaster, "sources", None) or [(self.series, self.split, 0)]
+
 
 class MemberAdam:
     """Adam with L2 weight decay (``torch.optim.Adam``'s update) for every row of ``flat [M, N]`` at once,
@@ -158,10 +163,13 @@ class PopulationTraining:
         self.batch_size, self.max_epochs, self.patience = t.batch_size, t.max_epochs, t.patience
         self.family, self.device, self.progress = first.network.distribution, device, progress
         modules = [m.forecaster.prepare(m.restart) for m in members]       # each initialised as alone
-        scalers = [fit_scaler(m.series, m.split, self.ctx.lookback, self.ctx.horizon) for m in members]
-        self.data = PopulationBatches([MemberData(m.series, m.split, s, m.forecaster.seed_for(m.restart))
-                                       for m, s in zip(members, scalers)], self.ctx.lookback, self.ctx.horizon,
-                                      self.batch_size, device)
+        data = [MemberData(tuple(Source(series, split, fit_scaler(series, split, self.ctx.lookback, self.ctx.horizon),
+                                        code) for series, split, code in m.sources),
+                           m.forecaster.seed_for(m.restart)) for m in members]
+        # A member of one series keeps its scaler; a global network one per series.
+        scalers = [d.sources[0].scaler if len(d.sources) == 1 else [s.scaler for s in d.sources] for d in data]
+        self.data = PopulationBatches(data, self.ctx.lookback, self.ctx.horizon, self.batch_size, device,
+                                      getattr(first, "embed", 0))
         # Most batches first: the members with a batch at step k are then always the first ones.
         self.order = sorted(range(len(members)), key=lambda i: -self.data.batches[i])
         self.members, self.modules, self.scalers = members, modules, scalers
@@ -202,12 +210,11 @@ class PopulationTraining:
         """One epoch of every alive member; each one's mean training loss ``[a]``."""
         self.net.train()
         alive, data = self.alive, self.data
-        who = torch.tensor(alive, device=self.device)
         order = data.epoch(alive)
         sums = torch.zeros(len(alive), device=self.device)
         for step in range(max(data.batches[i] for i in alive)):
             m = data.active(alive, step)
-            x, y, valid = data.batch(order, step, who[:m])
+            x, y, valid = data.batch(order, step, m)
             losses = row_losses(self.net(x, m), y, self.family) * valid          # [m, B]
             per_member = losses.sum(1) / valid.sum(1)
             self.net.flat.grad = None
@@ -220,9 +227,8 @@ class PopulationTraining:
     @torch.no_grad()
     def _validate(self) -> torch.Tensor:
         self.net.eval()
-        who = torch.tensor(self.alive, device=self.device)
         sums = torch.zeros(len(self.alive), device=self.device)
-        for x, y, valid in self.data.validation(self.alive, who):
+        for x, y, valid in self.data.validation(self.alive):
             sums += (row_losses(self.net(x), y, self.family) * valid).sum(1)
         return sums / self.data.val_counts(self.alive)
 

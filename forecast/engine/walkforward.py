@@ -24,6 +24,7 @@ from ..data.windows import MIN_EVAL, MIN_TRAIN, FeatureSeries, Split, carve_vali
 from ..stats.distributions import Distribution
 from ..errors import ForecastError
 from .forecasters import FitContext, SeedEnsemble, make_forecaster
+from .global_networks import make_global
 from .population import fit_forecasters, population_size
 from ..models import ModelEntry
 from .workers import cap_jobs, pool_context, worker_pool
@@ -155,6 +156,8 @@ def fit_unit(unit: Unit, series: FeatureSeries | tuple, network: NetworkSettings
     trains as one; warm-started folds are chained, so only a fold's seeds train together."""
     data = unit.data(series)
     where = unit.series or (0,) * len(unit.folds)
+    if unit.entry.scope == "global" and unit.series:
+        return fit_global_unit(unit, data, where, len(series), network, train, ctx, progress, keep_model)
 
     def forecaster(fold: Fold, own: FeatureSeries, state=None):
         context = replace(ctx, fold=fold.number, feature_names=own.feature_names)
@@ -178,6 +181,26 @@ def fit_unit(unit: Unit, series: FeatureSeries | tuple, network: NetworkSettings
             state = model.state()
         results.append(unit_result(unit, fold, model, own, time.perf_counter() - start, keep_model, i))
     return results
+
+
+def fit_global_unit(unit: Unit, data: list, where: tuple, n_series: int, network: NetworkSettings,
+                    train: TrainSettings, ctx: FitContext, progress: bool, keep_model: bool) -> list[UnitResult]:
+    """A global network's folds of a panel: per fold number one network (per seed) on every series' split of
+    that fold, all of them members of populations; then each series' forecasts of each fold."""
+    start = time.perf_counter()
+    numbers = list(dict.fromkeys(fold.number for fold in unit.folds))
+    models = {}
+    for number in numbers:
+        sources = [(own, fold.split, i) for fold, own, i in zip(unit.folds, data, where) if fold.number == number]
+        context = replace(ctx, fold=number, feature_names=sources[0][0].feature_names)
+        models[number] = make_global(unit.entry, network, train, context, sources,
+                                     n_series if network.series_embedding else 0, progress)
+    first = [(m.members[0] if isinstance(m, SeedEnsemble) else m).sources[0] for m in models.values()]
+    fit_forecasters([(m, own, split) for m, (own, split, _) in zip(models.values(), first)], unit.population, train,
+                    progress)
+    seconds = (time.perf_counter() - start) / len(unit.folds)
+    return [unit_result(unit, fold, models[fold.number], own, seconds, keep_model, i)
+            for fold, own, i in zip(unit.folds, data, where)]
 
 
 def unit_result(unit: Unit, fold: Fold, model, series: FeatureSeries, seconds: float, keep_model: bool,
@@ -215,7 +238,12 @@ def plan_units(entries: list[ModelEntry], folds: list, warm_start: bool, network
                         tuple(i for i, _ in chosen) if panel else ())
 
         latest = [(i, f) for i, series_folds in enumerate(by_series) for f in series_folds[::-1]]
-        if warm_start and entry.kind == "network":
+        if panel and entry.scope == "global":      # one network a fold number, for all series: members of one unit
+            numbers = sorted({f.number for _, f in latest}, reverse=True)
+            per_unit = max(1, size // len(own.seed_list))
+            units += [unit([m for m in latest if m[1].number in numbers[k:k + per_unit]], False, size)
+                      for k in range(0, len(numbers), per_unit)]
+        elif warm_start and entry.kind == "network":
             units += [unit([(i, f) for f in series_folds], True, size) for i, series_folds in enumerate(by_series)]
         elif size > 1:
             per_unit = max(1, size // len(own.seed_list))

@@ -26,6 +26,7 @@ class ModelEntry:
     cell: str | None = None        # networks: recurrent cell name (or a user's module:Class)
     baseline: str | None = None    # baselines: class name in models.baselines
     dist_baseline: str | None = None  # distribution baselines of the return: class in models.distribution_baselines
+    scope: str = "local"           # networks of a panel: "local" (one per series) or "global" (one for all series)
 
     @property
     def custom(self) -> bool:
@@ -55,6 +56,15 @@ _ENTRIES = [
 # Greff et al.'s LSTM variants: rows of the torch-free table in models/variant_specs.py.
 VARIANT_DOCS = {name: spec.doc for name, spec in VARIANT_SPECS.items()}
 _ENTRIES[3:3] = [ModelEntry(f"lstm-{v}", "network", f"LSTM variant: {doc}", cell=f"lstm-{v}") for v, doc in VARIANT_DOCS.items()]
+# Global networks of a panel: one network of a cell for every series (engine/global_networks.py).
+_ENTRIES[3 + len(VARIANT_DOCS):3 + len(VARIANT_DOCS)] = [
+    ModelEntry("rnn-global", "network", "panels: one RNN trained on every series (--series-embedding: a learned code "
+               "per series); on one series, the rnn", cell="rnn", scope="global"),
+    ModelEntry("lstm-global", "network", "panels: one LSTM trained on every series; on one series, the lstm",
+               cell="lstm", scope="global"),
+    ModelEntry("gru-global", "network", "panels: one GRU trained on every series; on one series, the gru", cell="gru",
+               scope="global"),
+]
 REGISTRY: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
 
 

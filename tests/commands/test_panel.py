@@ -123,3 +123,37 @@ def test_holm_rank_ic_and_newey_west():
     assert abs(none["rank_ic"]) < 0.1 and none["rank_ic_pvalue"] > 0.01
     assert rank_ic(outcomes[:, :4], outcomes[:, :4])["ic_days"] == 0            # fewer than five series
     assert newey_west_t(np.ones(10)) != newey_west_t(np.ones(10))                 # no variance: NaN
+
+
+def follower_panel(folder, n=900) -> str:
+    """Three series on one calendar: lead (a random walk), follow (0.6 times lead's return of the day before, plus
+    noise: its best forecast needs lead) and other (a random walk)."""
+    days = pd.bdate_range("2012-01-02", periods=n)
+    lead = np.random.default_rng(7).normal(0, 0.01, n)
+    files = [write_series(folder / "lead.csv", days, 7), write_series(folder / "follow.csv", days, 8, lead=lead),
+             write_series(folder / "other.csv", days, 9)]
+    return ",".join(files)
+
+
+def test_a_series_that_follows_another_is_found_with_the_panel_as_covariates_and_not_without(tmp_path):
+    """Local and global networks find what another series of the panel holds (--covariates panel), and neither
+    invents it without: the simulated panel's known optimum at test size."""
+    csv = follower_panel(tmp_path)
+    args = ["backtest", "--csv", csv, "--models", "gru,gru-global,ridge,naive", "--lookback", "5", "--hidden-size",
+            "8", "--max-epochs", "30", "--accelerator", "cpu", "--refit-every", "120", "--no-track"]
+    assert main([*args, "--covariates", "panel", "--series-embedding", "--out", "with"]) == 0
+    assert main([*args, "--out", "without"]) == 0
+    r2 = {name: json.loads((tmp_path / name / "metrics.json").read_text())["series"]["follow"]["overall"]
+          for name in ("with", "without")}
+    for model in ("gru", "gru-global", "ridge"):
+        assert r2["with"][model]["r2_oos"] > 0.4, (model, r2["with"][model]["r2_oos"])   # best possible ~0.59
+        assert r2["without"][model]["r2_oos"] < 0.05, (model, r2["without"][model]["r2_oos"])
+
+
+def test_a_global_network_on_one_series_is_its_local_cell(tmp_path):
+    days = pd.bdate_range("2015-01-02", periods=500)
+    csv = write_series(tmp_path / "one.csv", days, 3)
+    assert main(["backtest", "--csv", csv, "--models", "gru,gru-global,naive", *SMALL, "--no-track", "--out", "o"]) == 0
+    frame = pd.read_csv(tmp_path / "o" / "predictions.csv")
+    local, shared = (frame[frame["model"] == m]["y_pred"].to_numpy() for m in ("gru", "gru-global"))
+    np.testing.assert_array_equal(local, shared)
