@@ -58,7 +58,7 @@ def panel_backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
     record = RunRecord.for_settings(cfg, "backtest", d.source_name, f"backtest-{d.target}", (d.source_name, "backtest"),
                                     echo)
     with record:
-        record.tags({"series": ",".join(plan.panel.names)[:500], "n_series": str(len(plan.panel))})
+        record.tags(panel_tags(plan.panel))
         from ..engine.walkforward import plan_units, run_units
 
         started = time.perf_counter()
@@ -69,7 +69,7 @@ def panel_backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
         judged = judge_panel(plan, results, cfg, record)
         _write(record, plan, judged, cfg)
         if record.run_id:
-            _track_models(record, judged)
+            _track_models(record, judged, panel_tags(plan.panel))
         _print(echo, judged)
     board = pd.DataFrame([{"model": m, **v} for m, v in judged.pooled.items()])
     return BacktestResult(judged.frame, judged.pooled, pd.concat([j.per_fold.assign(series=n) for n, j in
@@ -169,15 +169,32 @@ def metric_prefix(series: str) -> str:
     return re.sub(r"[^\w.\-]", "", series) or "series"
 
 
-def _track_models(record: RunRecord, j: PanelJudgement) -> None:
-    """One nested run per model: its pooled metrics and each series' (``GSPC.r2_oos``: sorted by series)."""
+def panel_tags(panel: Panel) -> dict[str, str]:
+    """What a panel's runs say of their data: the series, the span of all of them, the target."""
+    return {"series": ",".join(panel.names)[:500], "n_series": str(len(panel)),
+            "data_start": f"{min(s.dates[0] for s in panel.series):%Y-%m-%d}",
+            "data_end": f"{max(s.dates[-1] for s in panel.series):%Y-%m-%d}", "target": panel.series[0].target_name}
+
+
+def beaten(j: PanelJudgement, model: str) -> int:
+    """On how many series ``model`` beats naive: its own verdict says so and Holm's correction keeps it."""
+    holm = dict(zip(j.holm["series"], j.holm["holm_pvalue"]))
+    return sum(holm[n] < 0.05 and dict(zip(one.board["model"], one.board["verdict"])).get(model, "").startswith(
+        "better than naive") for n, one in j.per_series.items())
+
+
+def _track_models(record: RunRecord, j: PanelJudgement, tags: dict) -> None:
+    """One nested run per model: its pooled metrics (named as a one-series run's: ``compare`` ranks both alike)
+    and each series' (``GSPC.r2_oos``: sorted by series)."""
     record.metrics({"n_series": len(j.per_series)})
     for model, pooled in j.pooled.items():
-        tags = {tracking.TAG_KIND: TAG_MODEL_RUN, tracking.TAG_SOURCE: record.source, "ticker": record.source,
-                "model": model}
-        tracking.start_run(record.experiment, model, tags, {"model": model}, nested=True)
+        verdict = (f"beats naive on {beaten(j, model)} of {len(j.per_series)} series (SPA, MCS, Holm)"
+                   if model != NAIVE else "benchmark")
+        model_tags = tags | {tracking.TAG_KIND: TAG_MODEL_RUN, tracking.TAG_SOURCE: record.source,
+                             "ticker": record.source, "model": model, "verdict": verdict}
+        tracking.start_run(record.experiment, model, model_tags, {"model": model}, nested=True)
         try:
-            values = {f"pooled.{k}": v for k, v in pooled.items()}
+            values = {**pooled, **{f"pooled.{k}": v for k, v in pooled.items()}}
             for name, one in j.per_series.items():
                 values |= {f"{metric_prefix(name)}.{k}": v for k, v in _plain(one.metrics.get(model, {})).items()}
             tracking.log_metrics(values)

@@ -59,7 +59,11 @@ def test_a_panel_backtest_judges_each_series_and_across_them(tmp_path, capsys):
     import mlflow
 
     runs = {r.data.tags.get("model"): r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")}
-    assert {"gamma.r2_oos", "alpha.rmse", "pooled.r2_oos"} <= set(runs["gru"].data.metrics)
+    assert {"gamma.r2_oos", "alpha.rmse", "pooled.r2_oos", "r2_oos"} <= set(runs["gru"].data.metrics)
+    capsys.readouterr()
+    assert main(["compare"]) == 0                              # panel runs in the cross-backtest leaderboard
+    out = capsys.readouterr().out
+    assert "alpha+2" in out and "of 3 series (SPA, MCS, Holm)" in out
 
 
 def test_changing_every_series_after_a_date_leaves_earlier_forecasts_unchanged(tmp_path):
