@@ -116,7 +116,7 @@ def judge_panel(plan: PanelPlan, results: list, cfg: BacktestConfig, record: Run
         per_series[name] = judge(one, [r for r in results if r.series == i], cfg, record)
     frame = pd.concat([j.frame.assign(series=name) for name, j in per_series.items()], ignore_index=True)
     frame = frame[["date", "series"] + [c for c in frame.columns if c not in ("date", "series")]]
-    return PanelJudgement(per_series, frame, pooled_scores(frame),
+    return PanelJudgement(per_series, frame, pooled_scores(frame, cfg.data.target),
                           holm_table({n: j.spa["pvalue"] for n, j in per_series.items()}),
                           r2_table({n: j.metrics for n, j in per_series.items()}), cross_sectional(frame))
 

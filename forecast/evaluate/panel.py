@@ -16,16 +16,18 @@ from ..stats.metrics import directional_accuracy, mae, r2_oos, rmse
 from .scores import NAIVE, SPA_LEVEL, first_step
 
 
-def pooled_scores(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Every model's one-day-ahead RMSE, MAE, R2 vs naive and directional accuracy over all series' days."""
+def pooled_scores(frame: pd.DataFrame, target: str = "return") -> dict[str, dict[str, float]]:
+    """Every model's one-day-ahead RMSE, MAE, R2 vs naive and directional accuracy over all series' days (the
+    direction of a volatility forecast is against the last value, as for one series)."""
     step1 = first_step(frame)
     naive = step1[step1["model"] == NAIVE].set_index(["series", "date"])["y_pred"]
     out = {}
     for model, rows in step1.groupby("model", sort=False):
         rows = rows.set_index(["series", "date"])
-        y, p = rows["y_true"].to_numpy(), rows["y_pred"].to_numpy()
-        out[model] = {"rmse": rmse(y, p), "mae": mae(y, p), "r2_oos": r2_oos(y, p, naive.loc[rows.index].to_numpy()),
-                      "dir_acc": directional_accuracy(y, p)[0], "days": len(rows)}
+        y, p, base = rows["y_true"].to_numpy(), rows["y_pred"].to_numpy(), naive.loc[rows.index].to_numpy()
+        reference = base if target == "volatility" else 0.0
+        out[model] = {"rmse": rmse(y, p), "mae": mae(y, p), "r2_oos": r2_oos(y, p, base),
+                      "dir_acc": directional_accuracy(y, p, reference)[0], "days": len(rows)}
     return out
 
 

@@ -161,3 +161,10 @@ def test_a_global_network_on_one_series_is_its_local_cell(tmp_path):
     frame = pd.read_csv(tmp_path / "o" / "predictions.csv")
     local, shared = (frame[frame["model"] == m]["y_pred"].to_numpy() for m in ("gru", "gru-global"))
     np.testing.assert_array_equal(local, shared)
+
+
+def test_a_volatility_panel_scores_direction_against_the_last_value(tmp_path):
+    assert main(["backtest", "--csv", three_calendars(tmp_path), "--target", "volatility", "--models", "har,naive",
+                 *SMALL, "--no-track", "--out", "v"]) == 0
+    pooled = json.loads((tmp_path / "v" / "metrics.json").read_text())["pooled"]
+    assert 0.3 < pooled["har"]["dir_acc"] < 0.95 and pooled["har"]["days"] > 300
