@@ -156,14 +156,13 @@ def load_csv_panel(path: str | Path, date_format: str | None = None) -> list[Pri
 
 
 def series_count(path: str | Path) -> int:
-    """How many series a CSV holds: its Ticker (Symbol) column's values, else 1; 1 for a file that cannot be read
-    (reading it properly gives the error)."""
+    """How many series a CSV holds: its Ticker (Symbol) column's values, else 1 (only the header is read then);
+    1 for a file that cannot be read (reading it properly gives the error)."""
     try:
-        raw, _, _ = _read_csv(path)
-    except ForecastError:
+        column = _ticker_column(pd.read_csv(path, nrows=0))
+        return 1 if column is None else int(pd.read_csv(path, usecols=[column])[column].nunique())
+    except Exception:  # noqa: BLE001 - not a readable CSV: the loader says what is wrong, in one line
         return 1
-    column = _ticker_column(raw)
-    return 1 if column is None else int(raw[column].nunique())
 
 
 def _ticker_column(raw: pd.DataFrame) -> str | None:
