@@ -16,7 +16,7 @@ scaled with the target's features, on training rows only, and never forecast.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -73,10 +73,7 @@ def with_covariates(series: FeatureSeries, name: str, covariates: list[tuple[Cov
         raise ForecastError(f"covariate {latest.name} starts on {start:%Y-%m-%d}, leaving {int(keep.sum())} days of "
                             f"{name} with every covariate; at least {need} are needed for --lookback {lookback}: drop "
                             f"it, or use a covariate with a longer common history")
-    cut = {f.name: getattr(series, f.name)[keep] for f in fields(series)
-           if isinstance(getattr(series, f.name), (np.ndarray, pd.Index))
-           and len(getattr(series, f.name)) == len(series)}
-    series = replace(series, **cut)
+    series = series.rows(keep)
     columns, names = [series.features], list(series.feature_names)
     for cov, values in covariates:
         value, age = align(series.dates, values)

@@ -8,7 +8,7 @@ therefore uses data up to and including day ``t`` only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,16 @@ class FeatureSeries:
 
     def target_dates(self, origins: np.ndarray, step: int = 1) -> pd.DatetimeIndex:
         return self.dates[np.asarray(origins) + step]
+
+    def rows(self, keep) -> "FeatureSeries":
+        """The series on the days ``keep`` selects (a slice or a boolean mask). Every per-day field (an array as
+        long as the dates) is cut, not a list of them: a field a list missed would carry other days along."""
+        cut = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (np.ndarray, pd.Index)) and value.ndim and len(value) == len(self):
+                cut[f.name] = value[keep]
+        return replace(self, **cut)
 
 
 def volatility_proxy(frame: pd.DataFrame, returns: np.ndarray) -> tuple[np.ndarray, str]:

@@ -17,7 +17,7 @@ log-likelihood per forecast day instead, on the same out-of-sample fold days.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -45,15 +45,8 @@ def default_test_start(series: FeatureSeries) -> str:
 
 
 def before(series: FeatureSeries, day: str) -> FeatureSeries:
-    """The series up to the day before ``day``: what the sweep may see. Every per-day field (an array as
-    long as the dates) is cut, not a list of them: a field a list missed would carry test days along."""
-    n = int(np.searchsorted(series.dates, pd.Timestamp(day)))
-    cut = {}
-    for f in fields(series):
-        value = getattr(series, f.name)
-        if isinstance(value, (np.ndarray, pd.Index)) and value.ndim and len(value) == len(series):
-            cut[f.name] = value[:n]
-    return replace(series, **cut)
+    """The series up to the day before ``day``: what the sweep may see (every per-day field cut)."""
+    return series.rows(slice(0, int(np.searchsorted(series.dates, pd.Timestamp(day)))))
 
 
 def longest_lookback(spaces: dict[str, SearchSpace]) -> int:
