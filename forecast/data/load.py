@@ -34,11 +34,11 @@ def load_data(settings, echo: Callable[[str], None] = print) -> tuple[PriceHisto
     if settings.panel:
         raise ForecastError(f"{'--tickers' if settings.tickers else '--csv'} names a panel of several series: "
                             f"`forecast backtest` runs panels; this command takes one series")
+    if settings.panel_covariates:
+        raise ForecastError("--covariates panel means every other series of a panel; give a panel (--tickers)")
     history = load_history(settings)
     echo(f"data: {history.describe()}")
     covariates, notes = load_covariates(settings, echo)
-    if settings.panel_covariates:
-        raise ForecastError("--covariates panel means every other series of a panel; give a panel (--tickers)")
     series = covariate_series(history, covariates, settings, echo)
     for note in history.notes + notes:
         echo(f"note: {note}")

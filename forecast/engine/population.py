@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
-
 import torch
 
 from ..data.datamodule import fit_scaler
@@ -40,8 +38,8 @@ AUTO_GPU = 256                      # --population auto on a CUDA device: member
 # --population auto on a CPU: populations of up to AUTO_CPU_MEMBERS networks where they were measured to pay
 # (`python benchmarks/population.py --cells rnn,gru,lstm,lstm-vanilla --hidden-sizes 16,32,64`, 2 cores, 12
 # members; and a sweep's trials): up to this hidden size by how the cell runs alone. Larger networks are faster
-# one at a time on a CPU, and torch.nn.LSTM's CPU kernel always is but for tiny batches (12 networks of 16 units,
-# batch 64: 1.5x; 3 of 16 units, 2 layers, batch 256: 0.68x), so it never trains as a population there.
+# one at a time on a CPU, and torch.nn.LSTM's CPU kernel is as fast or faster from 32 units on (12 networks of 16
+# units, batch 64: 1.5x; 32 units: 1.0x; 3 of 16 units, 2 layers, batch 256: 0.68x), so it trains alone there.
 AUTO_CPU_MEMBERS = 12
 AUTO_CPU_HIDDEN = {"rnn": 64, "gru": 32, "fused": 32, "torch-lstm": 0}
 
@@ -290,8 +288,7 @@ def population_key(forecaster: NetworkForecaster) -> tuple:
     return (shape_key(forecaster.shape), c.lookback, c.horizon, c.target, t.batch_size, t.max_epochs, t.patience)
 
 
-def fit_networks(members: list[Member], size: int, device, progress: bool = False,
-                 echo: Callable[[str], None] | None = None) -> None:
+def fit_networks(members: list[Member], size: int, device, progress: bool = False) -> None:
     """Fit every member's forecaster as ``NetworkForecaster.fit`` does, in populations of at most ``size``
     members of one key: restarts included (members that stopped short train again together, each with its
     restart's seed), each forecaster keeping its best attempt."""

@@ -73,6 +73,9 @@ class PopulationNet(nn.Module):
         rates = [n.shape.dropout if n.shape.num_layers > 1 else 0.0 for n in nets]
         self.register_buffer("dropout", torch.tensor(rates, dtype=self.flat.dtype, device=self.flat.device))
         self.spec = self._spec(template)
+        if self.kind in ("lstm", "native-variant"):     # torch's row blocks -> the fused cell's, made once
+            free = TORCH_LSTM_ROWS if self.kind == "lstm" else self.free_rows
+            self.register_buffer("rows", self._row_index(free), persistent=False)
 
     @staticmethod
     def _spec(net: RecurrentNet) -> VariantSpec | None:
@@ -123,8 +126,7 @@ class PopulationNet(nn.Module):
             return fused_lstm_members(self.spec, x, zeros, zeros, None, own["W"], own["R"], own["b"], own["peep"],
                                       own["R_gates"])[0]
         # torch.nn.LSTM and the -np variants: their row blocks reordered into the fused cell's (z, gates).
-        free = TORCH_LSTM_ROWS if self.kind == "lstm" else self.free_rows
-        index = self._row_index(free, x.device)
+        index = self.rows
         w_ih, w_hh = p[f"rnn.weight_ih_l{k}"], p[f"rnn.weight_hh_l{k}"]
         bias = p[f"rnn.bias_ih_l{k}"] + p[f"rnn.bias_hh_l{k}"] if self.kind == "lstm" else p[f"rnn.bias_l{k}"]
         W = w_ih.index_select(1, index).transpose(1, 2)                                      # [m, F, nD]
@@ -138,10 +140,11 @@ class PopulationNet(nn.Module):
         gates = self.spec.gates
         return tuple(k for k in TORCH_LSTM_ROWS if k == "g" or k in gates)
 
-    def _row_index(self, free: tuple[str, ...], device) -> torch.Tensor:
+    def _row_index(self, free: tuple[str, ...]) -> torch.Tensor:
         d = self.shape.hidden_size
         blocks = ["g" if block == "z" else block for block in self.spec.blocks]
-        return torch.cat([torch.arange(free.index(k) * d, (free.index(k) + 1) * d) for k in blocks]).to(device)
+        index = torch.cat([torch.arange(free.index(k) * d, (free.index(k) + 1) * d) for k in blocks])
+        return index.to(self.flat.device)
 
     @torch.no_grad()
     def write_back(self, member: int, net: RecurrentNet, row: torch.Tensor | None = None) -> None:
