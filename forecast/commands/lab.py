@@ -23,6 +23,7 @@ from ..models import parse_models
 from ..report.figures import plot_bench, plot_gradient_flow
 from ..report.tables import text_table
 from ..console import Echo
+from ..errors import ForecastError
 from ..tracking.record import RunRecord
 from ..data.load import load_data
 from ..models import unique_models
@@ -103,6 +104,13 @@ def bench(cfg: BenchConfig, echo: Echo = print) -> pd.DataFrame:
         from .family_bench import bench_family
 
         return bench_family(cfg, echo)
+    if "panel" in b.series:
+        if b.series != ["panel"]:
+            raise ForecastError("--series panel is a panel of three series, benched on its own: run it apart from "
+                                f"{', '.join(s for s in b.series if s != 'panel')}")
+        from .panel_bench import bench_panel
+
+        return bench_panel(cfg, echo)
     entries = parse_models(unique_models(b.models, echo), "return")
     lookback = b.window
     cases, seeds = bench_cases(cfg), cfg.train.seed_list

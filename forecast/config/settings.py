@@ -25,7 +25,7 @@ from .yaml_io import flag_name, option, require
 
 Target = Literal["return", "volatility"]
 Feature = Literal["returns", "range", "volume"]
-SyntheticKind = Literal["rw", "ar2", "longmem", "tar", "garch"]
+SyntheticKind = Literal["rw", "ar2", "longmem", "tar", "garch", "panel"]
 FamilyPart = Literal["tune", "report", "all"]
 Window = Literal["expanding", "rolling"]
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu"]   # Lightning's names
@@ -42,7 +42,7 @@ class DataSettings:
     tickers: list[str] = option([], "a panel: several tickers forecast side by side, e.g. ^GSPC,^IXIC (each downloaded, cached or bundled as --ticker is); `forecast backtest` runs panels")
     csv: str | None = option(None, "read prices from this CSV (Date, Close and/or Adj Close, optional Open/High/Low/Volume) instead of downloading; several, comma-separated, or one long file with a Ticker column, are a panel")
     date_format: str | None = option(None, "how the CSV writes dates, e.g. %d/%m/%Y (default: YYYY-MM-DD, or a form that reads one way only)")
-    synthetic: SyntheticKind | None = option(None, "use a simulated series with a known best error instead of market data")
+    synthetic: SyntheticKind | None = option(None, "use a simulated series with a known best error instead of market data (panel: three series and a covariate, one series following another: `forecast backtest` runs it)")
     synthetic_length: int = option(3000, "number of days of the simulated series")
     synthetic_noise: float = option(0.01, "standard deviation of the simulated series' noise (its best possible RMSE)")
     synthetic_lag: int = option(40, "longmem only: the lag L in r_t = 0.8 r_(t-L) + e_t")
@@ -91,7 +91,8 @@ class DataSettings:
     @property
     def panel(self) -> bool:
         """Several series named by the settings themselves (a long CSV with a Ticker column is one too: data says)."""
-        return len(self.tickers) > 1 or len([p for p in (self.csv or "").split(",") if p.strip()]) > 1
+        return (len(self.tickers) > 1 or len([p for p in (self.csv or "").split(",") if p.strip()]) > 1
+                or self.synthetic == "panel")
 
     @property
     def source_name(self) -> str:

@@ -32,7 +32,8 @@ def load_history(settings) -> PriceHistory:
 def load_data(settings, echo: Callable[[str], None] = print) -> tuple[PriceHistory, FeatureSeries]:
     """Load, say where the data came from, and build features and target (with the covariates as features)."""
     if settings.panel:
-        raise ForecastError(f"{'--tickers' if settings.tickers else '--csv'} names a panel of several series: "
+        flag = "--tickers" if settings.tickers else "--synthetic panel" if settings.synthetic else "--csv"
+        raise ForecastError(f"{flag} names a panel of several series: "
                             f"`forecast backtest` runs panels; this command takes one series")
     if settings.panel_covariates:
         raise ForecastError("--covariates panel means every other series of a panel; give a panel (--tickers)")

@@ -4,7 +4,8 @@ Each series keeps its own trading days; nothing is aligned across series but the
 by the one rule of ``covariates.py``: a series' row for day ``d`` holds another series' value
 from its last day on or before ``d``. A day on which a series does not trade is not a row of
 it, so not a forecast day for it. With ``--covariates panel`` every other series of the panel
-is an input of each series (by its returns), next to the covariates every series shares.
+is an input of each series (by its returns), next to the covariates every series shares (the simulated
+panel, ``--synthetic panel``, adds its covariate ``sim-signal`` there).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .covariates import covariate_values
 from .history import PriceHistory
 from .ingest import load_csv_panel, load_ticker, series_count
 from .load import covariate_series, load_covariates
+from .synthetic import simulate_panel
 from .windows import FeatureSeries
 
 
@@ -37,7 +39,10 @@ class Panel:
 
 
 def panel_histories(settings) -> list[PriceHistory]:
-    """The histories ``settings`` name: each ticker, each CSV (a long CSV's every series); names unique."""
+    """The histories ``settings`` name: each ticker, each CSV (a long CSV's every series), or the simulated
+    panel's; names unique."""
+    if settings.synthetic == "panel":
+        return list(_simulated(settings).histories)
     if settings.tickers:
         histories = [load_ticker(t, settings.cache_dir, settings.offline) for t in settings.tickers]
     elif settings.csv:
@@ -59,9 +64,10 @@ def load_panel(settings, echo: Callable[[str], None] = print) -> Panel:
     for history in histories:
         echo(f"data: {history.describe()}")
     shared, notes = load_covariates(settings, echo)
+    pool = histories + ([_simulated(settings).covariate] if settings.synthetic == "panel" else [])
     series = []
     for history in histories:
-        others = [(Covariate(o.name), covariate_values(Covariate(o.name), o)) for o in histories
+        others = [(Covariate(o.name), covariate_values(Covariate(o.name), o)) for o in pool
                   if o is not history] if settings.panel_covariates else []
         series.append(covariate_series(history, shared + others, settings, echo))
     for note in [n for h in histories for n in h.notes] + notes:
@@ -69,8 +75,15 @@ def load_panel(settings, echo: Callable[[str], None] = print) -> Panel:
     return Panel(tuple(histories), tuple(series))
 
 
+def _simulated(settings):
+    return simulate_panel(settings.synthetic_length, settings.synthetic_noise, settings.synthetic_seed)
+
+
 def is_panel(settings) -> bool:
-    """Do ``settings`` name several series (``--tickers``, several CSVs, or a CSV with a Ticker column)?"""
+    """Do ``settings`` name several series (``--tickers``, several CSVs, a CSV with a Ticker column, or the
+    simulated panel)?"""
+    if settings.synthetic == "panel":
+        return True
     if len(settings.tickers) > 1 or (settings.csv and len([p for p in settings.csv.split(",") if p.strip()]) > 1):
         return True
     if settings.csv and not settings.tickers:

@@ -16,14 +16,30 @@ learnable signal the model found:
   gives ``sigma_t``), so the coverage of an interval forecast can be checked against the truth.
 
 Prices are ``100 * exp(cumsum r)`` on business days.
+
+``panel`` (``simulate_panel``) is a panel of three series and one covariate on one calendar, each driven by
+its own noise ``e`` (standard deviation ``noise``):
+
+- ``sim-lead``:   ``r_t = e_t``
+- ``sim-follow``: ``r_t = 0.6 lead_(t-2) + e_t`` (it follows lead two days later)
+- ``sim-led``:    ``r_t = 0.6 signal_(t-1) + e_t`` (the covariate ``sim-signal``, itself ``e_t``, leads it)
+
+Each series is white noise on its own (the lagged term is independent of the series' own past), so the
+best forecast from a series' own past is zero (its *univariate optimum*); with the other series and the
+covariate as inputs the best forecast is the lagged term, whose error is the noise (the *full optimum*).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .history import PriceHistory
+
+PANEL_LEAD, PANEL_FOLLOW, PANEL_LED, PANEL_SIGNAL = "sim-lead", "sim-follow", "sim-led", "sim-signal"
+PANEL_LINKS = {PANEL_FOLLOW: (PANEL_LEAD, 2, 0.6), PANEL_LED: (PANEL_SIGNAL, 1, 0.6)}   # series: (driver, lag, coef)
 
 AR2 = (0.5, -0.3)
 LONGMEM_COEF = 0.8
@@ -78,3 +94,33 @@ def simulate(kind: str, length: int = 3000, noise: float = 0.01, seed: int = 0, 
     frame = pd.DataFrame({"close": prices, "adj_close": prices}, index=dates)
     detail = f"noise {noise}, seed {seed}" + (f", lag {lag}" if kind == "longmem" else "")
     return PriceHistory(frame, f"synthetic-{kind}", f"simulation ({detail})")
+
+
+@dataclass(frozen=True)
+class SimulatedPanel:
+    """The ``panel`` simulation: its series, its covariate, and each series' true conditional mean by date."""
+
+    histories: tuple[PriceHistory, ...]
+    covariate: PriceHistory
+    means: dict[str, pd.Series]
+
+
+def simulate_panel(length: int = 3000, noise: float = 0.01, seed: int = 0) -> SimulatedPanel:
+    """The panel of the module's doc: ``length`` days of each series, all on one business-day calendar."""
+    burn = 10
+    e = np.random.default_rng(seed).normal(0.0, noise, (4, length + burn))
+    returns = {PANEL_LEAD: e[0], PANEL_SIGNAL: e[3]}
+    means = {PANEL_LEAD: np.zeros(length + burn), PANEL_SIGNAL: np.zeros(length + burn)}
+    for (name, (driver, lag, coef)), noise_row in zip(PANEL_LINKS.items(), e[1:3]):
+        means[name] = np.r_[np.zeros(lag), coef * returns[driver][:-lag]]
+        returns[name] = means[name] + noise_row
+    dates = pd.bdate_range("2000-01-03", periods=length + 1, name="date")
+    detail = f"noise {noise}, seed {seed}"
+
+    def history(name: str) -> PriceHistory:
+        prices = 100.0 * np.exp(np.cumsum(np.r_[0.0, returns[name][burn:]]))
+        frame = pd.DataFrame({"close": prices, "adj_close": prices}, index=dates)
+        return PriceHistory(frame, name, f"simulated panel ({detail})")
+
+    return SimulatedPanel(tuple(history(n) for n in (PANEL_LEAD, PANEL_FOLLOW, PANEL_LED)), history(PANEL_SIGNAL),
+                          {n: pd.Series(m[burn:], index=dates[1:]) for n, m in means.items() if n != PANEL_SIGNAL})

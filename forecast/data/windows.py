@@ -174,3 +174,21 @@ def time_split(n_days: int, lookback: int, horizon: int, val_fraction: float, te
                                 f"(or about {need} days of history)")
         raise ForecastError(f"history too short: {counts}; need about {need} days, or use a shorter --lookback")
     return Split(train, val, test)
+
+
+def shared_layout(series: list[FeatureSeries]) -> list[FeatureSeries]:
+    """The series with one column layout, for a network that reads them all (a global network): every input
+    column of any series, in the order first met; a series without a column holds zero there. Under
+    ``--covariates panel`` that is each series' own slot (the others' returns are covariates of it, its own are
+    its features): the zero slot also tells the network which series a window is of. Series whose columns
+    already agree come back as they are."""
+    names = list(dict.fromkeys(n for s in series for n in s.feature_names))
+    out = []
+    for s in series:
+        if list(s.feature_names) == names:
+            out.append(s)
+            continue
+        features = np.zeros((len(s), len(names)))
+        features[:, [names.index(n) for n in s.feature_names]] = s.features
+        out.append(replace(s, features=features, feature_names=tuple(names)))
+    return out

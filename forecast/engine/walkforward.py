@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..config.settings import BacktestSettings, NetworkSettings, TrainSettings
-from ..data.windows import MIN_EVAL, MIN_TRAIN, FeatureSeries, Split, carve_validation, forecastable_origins, purged
+from ..data.windows import (MIN_EVAL, MIN_TRAIN, FeatureSeries, Split, carve_validation, forecastable_origins, purged,
+                            shared_layout)
 from ..stats.distributions import Distribution
 from ..errors import ForecastError
 from .forecasters import FitContext, SeedEnsemble, make_forecaster
@@ -157,7 +158,9 @@ def fit_unit(unit: Unit, series: FeatureSeries | tuple, network: NetworkSettings
     data = unit.data(series)
     where = unit.series or (0,) * len(unit.folds)
     if unit.entry.scope == "global" and unit.series:
-        return fit_global_unit(unit, data, where, len(series), network, train, ctx, progress, keep_model)
+        laid = shared_layout(list(series))          # one input layout for every series the network reads
+        return fit_global_unit(unit, [laid[i] for i in unit.series], where, len(series), network, train, ctx,
+                               progress, keep_model)
 
     def forecaster(fold: Fold, own: FeatureSeries, state=None):
         context = replace(ctx, fold=fold.number, feature_names=own.feature_names)

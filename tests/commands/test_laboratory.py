@@ -48,6 +48,8 @@ def test_bench_reports_rmse_over_the_optimum_per_lag_and_seed(isolated, capsys):
 
 def test_bench_and_diagnose_reject_bad_input(capsys):
     assert main(["bench", "--series", "sine", *TINY]) == 2
-    assert "--series must be one of rw, ar2, longmem, tar, garch, got 'sine'" in capsys.readouterr().err
+    assert "--series must be one of rw, ar2, longmem, tar, garch, panel, got 'sine'" in capsys.readouterr().err
+    assert main(["bench", "--series", "panel,ar2", *TINY]) == 2
+    assert "--series panel is a panel of three series, benched on its own" in capsys.readouterr().err
     assert main(["diagnose", "gradients", "--models", "ridge", "--synthetic", "ar2", *TINY]) == 2
     assert "needs recurrent models" in capsys.readouterr().err

@@ -168,3 +168,56 @@ def test_a_volatility_panel_scores_direction_against_the_last_value(tmp_path):
                  *SMALL, "--no-track", "--out", "v"]) == 0
     pooled = json.loads((tmp_path / "v" / "metrics.json").read_text())["pooled"]
     assert 0.3 < pooled["har"]["dir_acc"] < 0.95 and pooled["har"]["days"] > 300
+
+
+def test_the_simulated_panel_bench_finds_the_covariates_when_given_and_invents_nothing_without(tmp_path, capsys):
+    """`forecast bench --series panel` at test size: with the covariates, local and global networks clearly beat
+    the univariate optimum on the two series that follow another; on their own past, nothing beats it."""
+    from forecast.commands.panel_bench import bench_panel
+    from forecast.config.settings import BenchConfig, BenchSettings, NetworkSettings, TrainSettings
+
+    cfg = BenchConfig(network=NetworkSettings(hidden_size=16), train=TrainSettings(max_epochs=30, accelerator="cpu"),
+                      bench=BenchSettings(models=["gru", "gru-global", "ridge"], series=["panel"],
+                                          synthetic_length=1500), out=str(tmp_path / "b"), track=False)
+    frame = bench_panel(cfg).set_index(["series", "inputs", "model"])
+    for model in ("gru", "gru-global", "ridge"):
+        for series in ("sim-follow", "sim-led"):         # best possible: 1 / sqrt(1 + 0.6^2) = 0.86 of the zero forecast
+            assert frame.loc[(series, "covariates", model), "rmse_over_univariate"] < 0.93, (series, model)
+            assert frame.loc[(series, "covariates", model), "rmse_over_full"] < 1.08, (series, model)
+        for series in ("sim-lead", "sim-follow", "sim-led"):
+            assert frame.loc[(series, "own", model), "rmse_over_univariate"] > 0.99, (series, model)
+    assert "RMSE / the full optimum" in capsys.readouterr().out
+
+
+def test_the_simulated_panel_knows_each_series_conditional_mean():
+    from forecast.data.synthetic import simulate_panel
+
+    sim = simulate_panel(4000, 0.01, 3)
+    assert [h.name for h in sim.histories] == ["sim-lead", "sim-follow", "sim-led"]
+    returns = {h.name: np.log(h.frame["adj_close"]).diff().iloc[1:] for h in (*sim.histories, sim.covariate)}
+    lead, follow, signal = returns["sim-lead"], returns["sim-follow"], returns["sim-signal"]
+    np.testing.assert_allclose(sim.means["sim-follow"].iloc[2:], 0.6 * lead.shift(2).iloc[2:], atol=1e-12)
+    np.testing.assert_allclose(sim.means["sim-led"].iloc[1:], 0.6 * signal.shift(1).iloc[1:], atol=1e-12)
+    assert abs((follow - sim.means["sim-follow"]).std() / 0.01 - 1) < 0.05          # what is left is the noise
+    assert abs(np.corrcoef(follow.iloc[1:], follow.shift(1).iloc[1:])[0, 1]) < 0.05  # white noise on its own
+
+
+def test_a_global_network_reads_one_column_layout_for_every_series():
+    """Under --covariates panel each series has the others as covariates: a global network's inputs put each in
+    one column for every series (a series' own slot zero), not 'the first other series' in column 1."""
+    from forecast.data.covariate_spec import PANEL
+    from forecast.config.settings import DataSettings
+    from forecast.data.panels import load_panel
+    from forecast.data.windows import shared_layout
+
+    panel = load_panel(DataSettings(synthetic="panel", synthetic_length=300, covariates=[PANEL], lookback=5),
+                       echo=lambda _: None)
+    assert panel.series[0].feature_names != panel.series[1].feature_names
+    laid = shared_layout(list(panel.series))
+    names = laid[0].feature_names
+    assert all(s.feature_names == names for s in laid) and len(names) == 1 + 2 * 4
+    follow = laid[1]
+    np.testing.assert_array_equal(follow.features[:, names.index("sim-follow:return")], 0.0)
+    own = panel.series[0]
+    np.testing.assert_array_equal(laid[0].features[:, [names.index(n) for n in own.feature_names]], own.features)
+    assert shared_layout([own, own])[0] is own
