@@ -19,11 +19,11 @@ from ..config.settings import BacktestConfig
 from ..console import Echo
 from ..data.panels import Panel, load_panel
 from ..errors import ForecastError
-from ..evaluate.panel import cross_sectional, holm_table, pooled_scores, r2_table
-from ..evaluate.scores import NAIVE
+from ..evaluate.panel import cross_sectional, holm_table, pooled_scores, portfolio_trading, r2_table
+from ..evaluate.scores import NAIVE, trading_rows
 from ..models import get_entry, parse_models, unique_models
 from ..models.custom import check_custom_cells, load_cell
-from ..report.figures import plot_heatmap
+from ..report.figures import plot_equity, plot_heatmap
 from ..report.html import html_report
 from ..report.tables import text_table
 from ..tracking import runs as tracking
@@ -50,6 +50,8 @@ class PanelJudgement:
     holm: pd.DataFrame
     r2: pd.DataFrame
     cross: dict
+    portfolio: dict                   # the equal-weight portfolio's trading by model (empty for volatility)
+    curves: dict                      # its growth of 1
 
 
 def panel_backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
@@ -116,9 +118,12 @@ def judge_panel(plan: PanelPlan, results: list, cfg: BacktestConfig, record: Run
         per_series[name] = judge(one, [r for r in results if r.series == i], cfg, record)
     frame = pd.concat([j.frame.assign(series=name) for name, j in per_series.items()], ignore_index=True)
     frame = frame[["date", "series"] + [c for c in frame.columns if c not in ("date", "series")]]
+    portfolio, curves = (portfolio_trading(frame, plan.backtest.cost_bps) if cfg.data.target == "return"
+                         else ({}, {}))
     return PanelJudgement(per_series, frame, pooled_scores(frame, cfg.data.target),
                           holm_table({n: j.spa["pvalue"] for n, j in per_series.items()}),
-                          r2_table({n: j.metrics for n, j in per_series.items()}), cross_sectional(frame))
+                          r2_table({n: j.metrics for n, j in per_series.items()}), cross_sectional(frame),
+                          portfolio, curves)
 
 
 def _write(record: RunRecord, plan: PanelPlan, j: PanelJudgement, cfg: BacktestConfig) -> None:
@@ -129,13 +134,18 @@ def _write(record: RunRecord, plan: PanelPlan, j: PanelJudgement, cfg: BacktestC
     metrics = pd.concat(rows, ignore_index=True)
     record.csv("metrics.csv", metrics[["series"] + [c for c in metrics.columns if c != "series"]])
     record.json("metrics.json", tracking.clean({
-        "pooled": j.pooled, "holm": j.holm.to_dict("records"), "cross_sectional": j.cross,
+        "pooled": j.pooled, "holm": j.holm.to_dict("records"), "cross_sectional": j.cross, "portfolio": j.portfolio,
         "series": {n: {"overall": one.metrics, "spa": one.spa,
                        "verdicts": dict(zip(one.board["model"], one.board["verdict"]))}
                    for n, one in j.per_series.items()}}))
     record.config(cfg)
     heatmap = record.figure("r2_heatmap.png", plot_heatmap, j.r2, title="R2 vs naive by series and model")
     d, b = cfg.data, plan.backtest
+    figures = [("R2 vs naive by series and model", heatmap)]
+    if j.curves:
+        figures.append(("Equal-weight portfolio of the series (long/flat)", record.figure(
+            "portfolio_equity.png", plot_equity, j.curves,
+            title=f"Equal-weight portfolio of {len(plan.panel)} series: growth of 1, {b.cost_bps:g} bps costs")))
     beaten = [r["series"] for r in j.holm.to_dict("records") if r["holm_pvalue"] < 0.05]
     intro = [f"Panel of {len(plan.panel)} series: " + "; ".join(h.describe() for h in plan.panel.histories) + ".",
              f"Walk-forward: folds of {b.refit_every} days of the panel's calendar, every model refit on each "
@@ -150,9 +160,13 @@ def _write(record: RunRecord, plan: PanelPlan, j: PanelJudgement, cfg: BacktestC
                        pd.DataFrame([{"model": m, **v} for m, v in j.cross.items()])))
     tables += [(f"Leaderboard: {n}", one.board.drop(columns=[c for c in one.board if c.startswith("rmse_by_seed")]))
                for n, one in j.per_series.items()]
+    if j.portfolio:
+        tables.insert(2, (f"Equal-weight portfolio of the series, traded by the sign of each model's forecasts "
+                          f"({b.cost_bps:g} bps per unit turnover; leaderboards below: each series' Sharpe)",
+                          trading_rows(j.portfolio)))
     tables.append(("R2 vs naive by series", j.r2.reset_index(names="series")))
     record.commit("report.html", lambda p: html_report(p, f"Backtest: panel of {len(plan.panel)} series ({d.target})",
-                                                       intro, tables, [("R2 vs naive by series and model", heatmap)]))
+                                                       intro, tables, figures))
 
 
 def _plain(values: dict) -> dict:
@@ -194,7 +208,8 @@ def _track_models(record: RunRecord, j: PanelJudgement, tags: dict) -> None:
                              "ticker": record.source, "model": model, "verdict": verdict}
         tracking.start_run(record.experiment, model, model_tags, {"model": model}, nested=True)
         try:
-            values = {**pooled, **{f"pooled.{k}": v for k, v in pooled.items()}}
+            values = {**pooled, **{f"pooled.{k}": v for k, v in pooled.items()},
+                      **{f"portfolio.{k}": v for k, v in j.portfolio.get(model, {}).items()}}
             for name, one in j.per_series.items():
                 values |= {f"{metric_prefix(name)}.{k}": v for k, v in _plain(one.metrics.get(model, {})).items()}
             tracking.log_metrics(values)
@@ -211,6 +226,10 @@ def _print(echo: Echo, j: PanelJudgement) -> None:
     echo(text_table(_pooled_frame(j.pooled).to_dict("records"), POOLED_COLUMNS))
     echo("\nHolm across series (is any model better than naive on this series, after testing every series?):")
     echo(text_table(j.holm.to_dict("records"), ["spa_pvalue", "holm_pvalue", "verdict"], first="series"))
+    if j.portfolio:
+        echo("\nequal-weight portfolio of the series, traded by the sign of each forecast:")
+        echo(text_table(trading_rows(j.portfolio).to_dict("records"), ["rule", "cagr", "sharpe", "max_drawdown",
+                                                                        "turnover"]))
     if j.cross:
         echo("\ncross-sectional skill (daily rank IC across series):")
         echo(text_table([{"model": m, **v} for m, v in j.cross.items()], ["rank_ic", "rank_ic_t", "rank_ic_pvalue",

@@ -3,16 +3,18 @@
 Each series has its own leaderboard, SPA and MCS (``backtest.judge``, as one series has). Across
 series: pooled scores over every series' forecast days; Holm's correction of the per-series SPA
 p-values (with many series, one that "beats naive at 5%" is what chance gives); the series x model
-table of R2 vs naive behind the report's heatmap; and, with five series or more, cross-sectional skill:
-the daily rank information coefficient between forecasts and outcomes.
+table of R2 vs naive behind the report's heatmap; with five series or more, cross-sectional skill:
+the daily rank information coefficient between forecasts and outcomes; and trading an equal-weight
+portfolio of the series by each model's sign rule.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..stats.cross_section import MIN_SERIES_IC, holm, rank_ic
-from ..stats.metrics import directional_accuracy, mae, r2_oos, rmse
+from ..stats.metrics import TRADING_DAYS, directional_accuracy, mae, r2_oos, rmse, trading_metrics, trading_returns
 from .scores import NAIVE, SPA_LEVEL, first_step
 
 
@@ -59,3 +61,37 @@ def cross_sectional(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
         outcomes = rows.pivot_table(index="date", columns="series", values="y_true", sort=True)
         out[model] = rank_ic(forecasts.to_numpy(), outcomes.reindex_like(forecasts).to_numpy())
     return out
+
+
+def portfolio_trading(frame: pd.DataFrame, cost_bps: float) -> tuple[dict[str, dict[str, float]], dict[str, pd.Series]]:
+    """An equal-weight portfolio of the series, traded by each model's sign rule (long/flat, long/short) as one
+    series is, with its costs; and buy-and-hold of the same portfolio. Each day every series with a forecast that
+    day weighs the same (rebalanced daily; a series not trading that day is left out of that day's average).
+    Metrics as ``trading_table``'s, keyed alike (``sharpe_long_flat``, ...); turnover is the portfolio's: the mean
+    over series of each one's position changes. Curves: growth of 1, long/flat and buy-and-hold."""
+    step1 = first_step(frame)
+    out, curves = {}, {}
+    for model, rows in step1.groupby("model", sort=False):
+        if model == NAIVE:
+            continue
+        for mode in ("long_flat", "long_short"):
+            daily = _portfolio_days(rows, mode, cost_bps)
+            values = trading_metrics(np.log1p(daily["simple"].to_numpy()))
+            values["turnover"] = float(daily["turnover"].mean() * TRADING_DAYS)
+            out.setdefault(model, {}).update({f"{k}_{mode}": v for k, v in values.items()})
+            if mode == "long_flat":
+                curves[f"{model} (long/flat)"] = np.exp(np.log1p(daily["simple"]).cumsum())
+    hold = step1[step1["model"] == NAIVE].assign(simple=lambda f: np.expm1(f["y_true"])).groupby("date")["simple"].mean()
+    out["buy_and_hold"] = trading_metrics(np.log1p(hold.to_numpy()), np.ones(len(hold)))
+    curves["buy_and_hold"] = np.exp(np.log1p(hold).cumsum())
+    return out, curves
+
+
+def _portfolio_days(rows: pd.DataFrame, mode: str, cost_bps: float) -> pd.DataFrame:
+    """Per date: the mean over series of each one's strategy return (simple, after costs) and position change."""
+    parts = []
+    for _, part in rows.sort_values("date", kind="stable").groupby("series", sort=False):
+        r, pos = trading_returns(part["y_true"].to_numpy(), part["y_pred"].to_numpy(), mode, cost_bps)
+        parts.append(pd.DataFrame({"date": part["date"].to_numpy(), "simple": np.expm1(r),
+                                   "turnover": np.abs(np.diff(np.r_[0.0, pos]))}))
+    return pd.concat(parts).groupby("date").mean()

@@ -55,6 +55,14 @@ def test_a_panel_backtest_judges_each_series_and_across_them(tmp_path, capsys):
     assert set(metrics["series"]) == {"alpha", "beta", "gamma"} and len(metrics["holm"]) == 3
     assert {"gru", "ridge", "naive"} <= set(metrics["pooled"])
     assert (tmp_path / "p" / "r2_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    # the equal-weight portfolio: each day the mean over the series trading that day of sign-rule returns after costs
+    ridge = frame[frame["model"] == "ridge"].sort_values(["series", "date"])
+    pos = (ridge["y_pred"] > 0).astype(float)
+    assert 0.2 < pos.mean() < 0.8                                     # the rule trades, so costs count
+    cost = pos.groupby(ridge["series"]).diff().fillna(pos).abs() * 1.0 / 1e4     # --cost-bps 1, the default
+    daily = (pos * np.expm1(ridge["y_true"]) - cost).groupby(ridge["date"]).mean()
+    assert metrics["portfolio"]["ridge"]["total_return_long_flat"] == pytest.approx(np.prod(1 + daily) - 1, rel=1e-9)
+    assert (tmp_path / "p" / "portfolio_equity.png").read_bytes()[:4] == b"\x89PNG"
     assert "Holm across series" in (tmp_path / "p" / "report.html").read_text()
     import mlflow
 
