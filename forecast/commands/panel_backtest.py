@@ -25,9 +25,10 @@ from ..models import get_entry, parse_models, unique_models
 from ..models.custom import check_custom_cells, load_cell
 from ..report.figures import plot_equity, plot_heatmap
 from ..report.html import html_report
+from ..report.prose import tuned_line
 from ..report.tables import text_table
 from ..tracking import runs as tracking
-from ..tracking.record import RunRecord
+from ..tracking.record import RunRecord, panel_tags
 from .backtest_judge import TAG_MODEL_RUN, BacktestResult, Judgement, Plan, judge
 
 SERIES_COLUMNS = ["rmse", "r2_oos", "dm_pvalue", "mcs_pvalue", "verdict"]
@@ -40,6 +41,7 @@ class PanelPlan:
     panel: Panel
     folds: list                       # each series' folds (numbered alike across the panel)
     backtest: object
+    setups: dict                      # network -> its own settings (--from-sweep), else empty
 
 
 @dataclass
@@ -60,11 +62,12 @@ def panel_backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
     record = RunRecord.for_settings(cfg, "backtest", d.source_name, f"backtest-{d.target}", (d.source_name, "backtest"),
                                     echo)
     with record:
-        record.tags(panel_tags(plan.panel))
+        record.tags(panel_tags(plan.panel) | ({"from_sweep": plan.backtest.from_sweep} if plan.setups else {}))
         from ..engine.walkforward import plan_units, run_units
 
         started = time.perf_counter()
-        units = plan_units(plan.entries, plan.folds, plan.backtest.warm_start, cfg.network, cfg.train, panel=True)
+        units = plan_units(plan.entries, plan.folds, plan.backtest.warm_start, cfg.network, cfg.train, plan.setups,
+                           panel=True)
         results = run_units(units, plan.panel.series, cfg.network, cfg.train, d.lookback, d.horizon,
                             plan.backtest.jobs, echo, names=plan.panel.names)
         echo(f"fitted {len(results)} model-folds in {time.perf_counter() - started:.1f}s")
@@ -82,10 +85,14 @@ def panel_backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
 def plan_panel(cfg: BacktestConfig, echo: Echo = print) -> PanelPlan:
     """Models checked, every series loaded, folds made: bad input is one line before a run opens."""
     d, b = cfg.data, cfg.backtest
-    for flag, given in (("--distribution", cfg.network.distribution), ("--from-sweep", b.from_sweep)):
-        if given:
-            raise ForecastError(f"{flag}: a panel backtest forecasts points with the shared settings in this version; "
-                                f"run each series on its own (--ticker) for {flag}")
+    if cfg.network.distribution:
+        raise ForecastError("--distribution: a panel backtest forecasts points in this version; run each series on "
+                            "its own (--ticker) for distributions")
+    setups = {}
+    if b.from_sweep:
+        from ..sweep.results import from_sweep
+
+        b, setups = from_sweep(cfg, echo)
     entries = parse_models(unique_models(b.models, echo), d.target)
     if b.warm_start and any(e.scope == "global" for e in entries):
         raise ForecastError("--warm-start: a global network trains afresh for each fold in this version; drop "
@@ -96,25 +103,28 @@ def plan_panel(cfg: BacktestConfig, echo: Echo = print) -> PanelPlan:
         if entry.custom:
             load_cell(entry.cell)
     panel = load_panel(d, echo)
-    check_custom_cells(entries, len(panel.series[0].feature_names), cfg.network, d.lookback)
+    check_custom_cells([e for e in entries if e.name not in setups], len(panel.series[0].feature_names), cfg.network,
+                       d.lookback)
     from ..engine.panel import panel_calendar, panel_folds
 
-    folds = panel_folds(panel.series, panel.names, d.lookback, d.horizon, b, d.val_fraction, echo)
-    calendar = panel_calendar(panel.series, d.lookback, d.horizon)
+    lookback = max([d.lookback] + [s.lookback for s in setups.values()])   # every model forecasts the same days
+    folds = panel_folds(panel.series, panel.names, lookback, d.horizon, b, d.val_fraction, echo)
+    calendar = panel_calendar(panel.series, lookback, d.horizon)
     numbers = sorted({f.number for series_folds in folds for f in series_folds})
     first = min(s.target_dates(f[0].split.test[:1])[0] for s, f in zip(panel.series, folds))
     echo(f"backtest: panel of {len(panel)} series ({', '.join(panel.names)}), {len(numbers)} folds of up to "
          f"{b.refit_every} days of the panel's calendar ({len(calendar):,} days), {first:%Y-%m-%d} to "
          f"{calendar[-1]:%Y-%m-%d}, {b.window} training window, {b.jobs} job(s); models: "
          f"{', '.join(e.name for e in entries)}")
-    return PanelPlan(entries, panel, folds, b)
+    return PanelPlan(entries, panel, folds, b, setups)
 
 
 def judge_panel(plan: PanelPlan, results: list, cfg: BacktestConfig, record: RunRecord) -> PanelJudgement:
     """Each series judged as one series is; then the verdicts across series."""
     per_series = {}
     for i, name in enumerate(plan.panel.names):
-        one = Plan(plan.entries, plan.panel.histories[i], plan.panel.series[i], plan.folds[i], plan.backtest, {}, False)
+        one = Plan(plan.entries, plan.panel.histories[i], plan.panel.series[i], plan.folds[i], plan.backtest,
+                   plan.setups, False)
         per_series[name] = judge(one, [r for r in results if r.series == i], cfg, record)
     frame = pd.concat([j.frame.assign(series=name) for name, j in per_series.items()], ignore_index=True)
     frame = frame[["date", "series"] + [c for c in frame.columns if c not in ("date", "series")]]
@@ -153,6 +163,10 @@ def _write(record: RunRecord, plan: PanelPlan, j: PanelJudgement, cfg: BacktestC
              "Each series is judged on its own (SPA, MCS), then across series: Holm's correction of the SPA p-values "
              "(many series: one beating naive at 5% is what chance gives). Series where some model beats naive after "
              f"it: {', '.join(beaten) if beaten else 'none'}."]
+    if plan.setups:
+        from ..sweep.space import describe
+
+        intro.append(tuned_line(b.from_sweep, b.test_start, {m: describe(s) for m, s in plan.setups.items()}))
     tables = [("Pooled over all series (one-day-ahead)", _pooled_frame(j.pooled)),
               ("Holm across series", j.holm)]
     if j.cross:
@@ -181,13 +195,6 @@ def _pooled_frame(pooled: dict) -> pd.DataFrame:
 def metric_prefix(series: str) -> str:
     """A series name as the start of an MLflow metric name (letters, digits, _ - . only): ``^GSPC`` -> ``GSPC``."""
     return re.sub(r"[^\w.\-]", "", series) or "series"
-
-
-def panel_tags(panel: Panel) -> dict[str, str]:
-    """What a panel's runs say of their data: the series, the span of all of them, the target."""
-    return {"series": ",".join(panel.names)[:500], "n_series": str(len(panel)),
-            "data_start": f"{min(s.dates[0] for s in panel.series):%Y-%m-%d}",
-            "data_end": f"{max(s.dates[-1] for s in panel.series):%Y-%m-%d}", "target": panel.series[0].target_name}
 
 
 def beaten(j: PanelJudgement, model: str) -> int:

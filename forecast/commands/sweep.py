@@ -24,13 +24,14 @@ from ..config.sweep_settings import SweepConfig
 from ..config.yaml_io import to_flat_dict
 from ..console import Echo, configure_output
 from ..data.load import load_data
+from ..data.panels import Panel, is_panel, load_panel
 from ..errors import ForecastError, Interrupted
 from ..models import parse_models, unique_models
 from ..models.custom import check_custom_cells, load_cell
 from ..report.tables import text_table
 from ..tracking import runs as tracking
 from ..tracking.outputs import MANIFEST, Resumable, folder_name, prepare_out
-from ..tracking.record import RunRecord, data_tags
+from ..tracking.record import RunRecord, data_tags, panel_tags
 
 STORAGE_FILE = "study.db"
 
@@ -80,11 +81,12 @@ def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
     entries = _networks(s.models, d.target, echo)
     base = s.study or d.source_name
     out = Path(cfg.out) if cfg.out else default_out(base)
-    history, series = load_data(d, echo)
+    data = _load(d, echo)
+    series = data.series if isinstance(data, Panel) else data[1]
     from ..sweep.results import SWEEP_FILE
 
     prepare_out(out, tracked=cfg.track, resume=Resumable(SWEEP_FILE, STORAGE_FILE, base))
-    plan = _plan(cfg, entries, base, out, series, echo)
+    plan = _plan(cfg, entries, base, out, series, echo, data.names if isinstance(data, Panel) else [])
     experiment = tracking.experiment_name(d.source_name, cfg.experiment) if cfg.track else None
     # Another process made these studies a moment ago: wait for the parent run it is making, not a second one.
     from ..sweep.studies import counts
@@ -94,7 +96,7 @@ def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
     record = SweepRecord(out, "sweep", d.source_name, experiment, f"sweep-{base}", params, echo, study=base,
                          studies=list(plan.studies.values()), wait=20.0 if fresh else 0.0)
     with record:
-        record.tags(data_tags(history, series))
+        record.tags(panel_tags(data) if isinstance(data, Panel) else data_tags(*data))
         sweep_facts = {"study": base, "storage": plan.shown_url, "studies": plan.names, "sampler": s.sampler,
                        "trials": s.trials, "parent_run": record.run_id, **plan.facts}
         record.json("sweep.json", sweep_facts)
@@ -103,6 +105,11 @@ def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
         _speed(rows, time.perf_counter() - started, echo)
         best, trials = _write_results(record, cfg, plan.studies, sweep_facts, echo)
     return SweepResult(record.out, record.run_id, best, trials, rows)
+
+
+def _load(d, echo: Echo):
+    """A panel (``Panel``), or one series' ``(history, series)``."""
+    return load_panel(d, echo) if is_panel(d) else load_data(d, echo)
 
 
 def _networks(models: list[str], target: str, echo: Echo) -> list:
@@ -142,9 +149,11 @@ class SweepPlan:
                            time.time() + s.timeout if s.timeout else None, self.evaluation, runs)
 
 
-def _plan(cfg: SweepConfig, entries: list, base: str, out: Path, series, echo: Echo) -> SweepPlan:
+def _plan(cfg: SweepConfig, entries: list, base: str, out: Path, series, echo: Echo, series_names: list[str]) -> SweepPlan:
+    """``series``: the one series, or a panel's tuple of them (``series_names``: theirs)."""
     from ..sweep import studies as st
-    from ..sweep.objective import Evaluation, default_test_start, longest_lookback, validation_folds
+    from ..sweep.objective import (Evaluation, default_test_start, longest_lookback, panel_validation_folds,
+                                   validation_folds)
     from ..sweep.results import data_facts
     from ..sweep.space import family
 
@@ -157,18 +166,25 @@ def _plan(cfg: SweepConfig, entries: list, base: str, out: Path, series, echo: E
     known = {v.user_attrs.get(st.FACT + "test_start") for v in existing.values()} - {None}
     test_start = s.test_start or (sorted(known)[0] if known else default_test_start(series))
     spaces = {e.name: cfg.space_for(family(e)) for e in entries}
-    seen, folds = validation_folds(series, test_start, s.val_folds, s.fold_days, longest_lookback(spaces), d.horizon,
-                                   d.val_fraction)
-    check_custom_cells(entries, len(series.feature_names), cfg.network, min(min(sp.lookbacks) for sp in spaces.values()))
+    if isinstance(series, tuple):
+        seen, folds, where = panel_validation_folds(series, series_names, test_start, s.val_folds,
+                                                    s.fold_days, longest_lookback(spaces), d.horizon, d.val_fraction)
+    else:
+        (seen, folds), where = validation_folds(series, test_start, s.val_folds, s.fold_days, longest_lookback(spaces),
+                                                d.horizon, d.val_fraction), ()
+    first = seen[0] if where else seen
+    check_custom_cells(entries, len(first.feature_names), cfg.network, min(min(sp.lookbacks) for sp in spaces.values()))
     facts = data_facts(d) | {"test_start": test_start, "val_folds": str(s.val_folds), "fold_days": str(s.fold_days),
                              "recipe": _recipe(cfg)}
     studies, created = st.open_studies(storage, names, facts, existing)
-    dates = seen.target_dates
+    own = [seen[i] if where else seen for i in (where or (0,) * len(folds))]
+    begin = min(s_.target_dates(f.split.test[:1])[0] for s_, f in zip(own, folds))
+    end = max(s_.target_dates(f.split.test[-1:])[0] for s_, f in zip(own, folds))
+    across = f" of {len(seen)} series (the value: the mean over the series)" if where else ""
     echo(f"sweep: {len(entries)} studies in {st.redact(url)} ({', '.join(names.values())}); {s.sampler} sampler, "
-         f"{s.trials} finished trials each; validation: {len(folds)} folds from "
-         f"{dates(folds[0].split.test[:1])[0]:%Y-%m-%d} to {dates(folds[-1].split.test[-1:])[0]:%Y-%m-%d}, test "
-         f"period from {test_start} never seen")
-    evaluation = Evaluation(seen, folds, d.horizon, cfg.network, cfg.train, spaces)
+         f"{s.trials} finished trials each; validation: {len({f.number for f in folds})} folds{across} from "
+         f"{begin:%Y-%m-%d} to {end:%Y-%m-%d}, test period from {test_start} never seen")
+    evaluation = Evaluation(seen, folds, d.horizon, cfg.network, cfg.train, spaces, where)
     return SweepPlan(spec, storage, st.redact(url), names, studies, created, facts, evaluation)
 
 

@@ -12,6 +12,11 @@ vs naive); a trial reports it per fold (Optuna's intermediate values, for prunin
 the pooled ratio over all folds: below 1 the network beats the naive forecast on validation days.
 Networks that forecast a distribution (``--distribution``) are scored by their mean negative
 log-likelihood per forecast day instead, on the same out-of-sample fold days.
+
+On a panel every series is cut at the same ``--test-start``; the folds are the last ``val_folds *
+fold_days`` days of the panel's calendar, each series' folds made as a panel backtest makes them
+(``engine.panel``). A trial's value is the mean over the series of each one's pooled loss, so a
+quiet series weighs as much as a volatile one.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ..data.windows import FeatureSeries, forecastable_origins, make_targets
 from ..errors import ForecastError, Interrupted
 from ..models import ModelEntry, get_entry
 from ..engine.population import population_size
+from ..engine.panel import panel_calendar, panel_folds
 from ..engine.walkforward import Fold, Unit, make_folds, run_unit
 from .space import describe, setup_of, suggest
 from .trial_runs import RUN_KEY, WORKER_ATTR, TrialRuns
@@ -39,9 +45,10 @@ def loss_name(distribution: str | None) -> str:
             "squared error / naive's (below 1 beats naive)")
 
 
-def default_test_start(series: FeatureSeries) -> str:
-    """The last quarter of the data: the day three quarters of the way through."""
-    return f"{series.dates[int(len(series) * 0.75)]:%Y-%m-%d}"
+def default_test_start(series: FeatureSeries | tuple) -> str:
+    """The last quarter of the data (of a panel's calendar): the day three quarters of the way through."""
+    days = panel_calendar(series, 1, 1) if isinstance(series, tuple) else series.dates
+    return f"{days[int(len(days) * 0.75)]:%Y-%m-%d}"
 
 
 def before(series: FeatureSeries, day: str) -> FeatureSeries:
@@ -82,40 +89,83 @@ def validation_folds(series: FeatureSeries, test_start: str, val_folds: int, fol
     return seen, folds
 
 
+def panel_validation_folds(panel: tuple, names: list[str], test_start: str, val_folds: int, fold_days: int,
+                           lookback: int, horizon: int, val_fraction: float) -> tuple[tuple, list[Fold], tuple]:
+    """A panel's ``validation_folds``: each series before ``test_start``, and the folds of the last ``val_folds *
+    fold_days`` days of the panel's calendar, flattened, with each fold's series (its index)."""
+    calendar = panel_calendar(panel, lookback, horizon)
+    if not calendar[0] < pd.Timestamp(test_start) <= calendar[-1]:
+        raise ForecastError(f"--test-start {test_start} is outside the panel's forecast days ({calendar[0]:%Y-%m-%d} "
+                            f"to {calendar[-1]:%Y-%m-%d})")
+    seen = tuple(before(s, test_start) for s in panel)
+    days = panel_calendar(seen, lookback, horizon)
+    first = len(days) - val_folds * fold_days
+    if first < 1:
+        raise ForecastError(f"the sweep's {val_folds} validation folds of {fold_days} days before --test-start "
+                            f"{test_start} leave too little training data; use fewer --val-folds, fewer --fold-days "
+                            f"or a later --test-start")
+    settings = BacktestSettings(test_start=f"{days[first]:%Y-%m-%d}", refit_every=fold_days)
+    by_series = panel_folds(seen, names, lookback, horizon, settings, val_fraction, echo=lambda _: None)
+    pairs = [(f, i) for i, own in enumerate(by_series) for f in own]
+    return seen, [f for f, _ in pairs], tuple(i for _, i in pairs)
+
+
+def trial_value(losses: list[tuple[float, float]], where: tuple[int, ...] = ()) -> float:
+    """A trial's value from its folds' ``(sum, weight)`` losses: pooled over the folds; on a panel (``where``: each
+    fold's series) pooled over each series' folds, then averaged over the series."""
+    by_series: dict[int, list[float]] = {}
+    for (total, weight), i in zip(losses, where or (0,) * len(losses)):
+        pair = by_series.setdefault(i, [0.0, 0.0])
+        pair[0], pair[1] = pair[0] + total, pair[1] + weight
+    return float(np.mean([total / weight for total, weight in by_series.values()]))
+
+
 @dataclass
 class Evaluation:
-    """What scoring a trial needs (sent to every worker): the seen data, the folds, the fixed settings."""
+    """What scoring a trial needs (sent to every worker): the seen data, the folds, the fixed settings.
+    ``series`` is the one series, or a panel's tuple of them with ``where`` naming each fold's series."""
 
-    series: FeatureSeries
+    series: FeatureSeries | tuple
     folds: list[Fold]
     horizon: int
     network: NetworkSettings
     train: TrainSettings
     spaces: dict[str, SearchSpace]      # model name -> its search space
+    where: tuple[int, ...] = ()         # a panel: each fold's series (an index into ``series``)
 
     def __post_init__(self) -> None:
         naive = get_entry("naive")
-        results = [run_unit(Unit(naive, (f,), False), self.series, self.network, self.train, self.lookback,
-                            self.horizon)[0] for f in self.folds]
-        self.naive_sse = [self._sse(f, r.forecasts) for f, r in zip(self.folds, results)]
+        results = [run_unit(Unit(naive, (f,), False, series=self.where[k:k + 1]), self.series, self.network,
+                            self.train, self.lookback, self.horizon)[0] for k, f in enumerate(self.folds)]
+        self.naive_sse = [self._sse(k, r.forecasts) for k, r in enumerate(results)]
 
     @property
     def lookback(self) -> int:
         return longest_lookback(self.spaces)
 
-    def _sse(self, fold: Fold, forecasts: np.ndarray) -> float:
-        y = make_targets(self.series.target, fold.split.test, self.horizon)
-        return float(((forecasts - y) ** 2).sum())
+    def target(self, k: int) -> np.ndarray:
+        """Fold ``k``'s outcomes ``[N, H]``."""
+        series = self.series[self.where[k]] if self.where else self.series
+        return make_targets(series.target, self.folds[k].split.test, self.horizon)
+
+    def _sse(self, k: int, forecasts: np.ndarray) -> float:
+        return float(((forecasts - self.target(k)) ** 2).sum())
 
     def loss(self, k: int, result) -> tuple[float, float]:
         """Fold ``k``'s loss as ``(sum, weight)``: the squared error and naive's, or the NLL summed over
-        forecasts and their number. Pooled over folds: ``sum of sums / sum of weights``."""
-        fold = self.folds[k]
+        forecasts and their number. Pooled over folds: ``sum of sums / sum of weights`` (``value``)."""
         if not self.network.distribution:
-            return self._sse(fold, result.forecasts), self.naive_sse[k]
-        y = make_targets(self.series.target, fold.split.test, self.horizon)
+            return self._sse(k, result.forecasts), self.naive_sse[k]
+        y = self.target(k)
         nll = np.stack([result.distribution.nll(y[:, h], h + 1) for h in range(self.horizon)])
         return float(nll.sum()), float(nll.size)
+
+    def value(self, losses: list[tuple[float, float]]) -> float:
+        return trial_value(losses, self.where)
+
+    def step(self, k: int) -> int:
+        """Fold ``k``'s step for pruning: its number (on a panel, where numbers repeat across series: ``k``)."""
+        return k if self.where else self.folds[k].number
 
 
 class Objective:
@@ -140,21 +190,22 @@ class Objective:
         if self.runs is not None:
             run_id = self.runs.start(self.entry.name, self.study, trial, params | {"dropout_used": setup.network.dropout})
             trial.set_user_attr(WORKER_ATTR, {**self.identity, RUN_KEY: run_id})
-        started, fit_seconds, total, weight = time.perf_counter(), 0.0, 0.0, 0.0
+        started, fit_seconds, losses = time.perf_counter(), 0.0, []
         try:
             for k, (fold, result) in enumerate(zip(ev.folds, self.fold_results(setup))):
                 fold_total, fold_weight = ev.loss(k, result)
                 if not np.isfinite(fold_total):
                     raise ForecastError(f"fold {fold.number}: the forecasts are not numbers")
-                total, weight, fit_seconds = total + fold_total, weight + fold_weight, fit_seconds + result.seconds
+                losses.append((fold_total, fold_weight))
+                fit_seconds += result.seconds
                 loss = fold_total / fold_weight
-                trial.report(loss, fold.number)
+                trial.report(loss, ev.step(k))
                 if run_id:
                     self.runs.log(run_id, {"fold_val_loss": loss, "fold_epochs": result.epochs,
-                                           "fold_fit_seconds": result.seconds}, step=fold.number)
+                                           "fold_fit_seconds": result.seconds}, step=ev.step(k))
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after fold {fold.number} (val loss {loss:.4f})")
-            value = total / weight
+            value = ev.value(losses)
             trial.set_user_attr("fit_seconds", fit_seconds)
             r2 = r2_vs_naive(value, ev.network.distribution)
             self._end(run_id, "FINISHED", "COMPLETE", {"val_loss": value, **r2, "fit_seconds": fit_seconds,
@@ -178,11 +229,11 @@ class Objective:
         then judges them after the last), else fold after fold (a pruned trial trains no further fold)."""
         ev = self.evaluation
         size = population_size(self.entry, setup.network, setup.train)
-        if size > 1:
-            results = run_unit(Unit(self.entry, tuple(ev.folds), False, population=size), ev.series, setup.network,
-                               setup.train, setup.lookback, ev.horizon)
-            by_fold = {r.fold: r for r in results}
-            yield from (by_fold[fold.number] for fold in ev.folds)
+        if size > 1 or ev.where:      # a panel: one unit (a global network trains each fold on every series)
+            results = run_unit(Unit(self.entry, tuple(ev.folds), False, population=size, series=ev.where), ev.series,
+                               setup.network, setup.train, setup.lookback, ev.horizon)
+            by_fold = {(r.series, r.fold): r for r in results}
+            yield from (by_fold[i, fold.number] for fold, i in zip(ev.folds, ev.where or (0,) * len(ev.folds)))
             return
         for fold in ev.folds:
             yield run_unit(Unit(self.entry, (fold,), False), ev.series, setup.network, setup.train, setup.lookback,

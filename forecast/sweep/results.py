@@ -53,10 +53,18 @@ def best_trial(study):
     return min(complete, key=lambda t: (t.value, t.number)) if complete else None
 
 
+OPTIONAL_FACTS = ("series", "covariates")   # data facts kept only where a sweep has them
+
+
 def data_facts(data: DataSettings) -> dict[str, str]:
     """The data a sweep tunes on, as its studies and ``sweep.json`` keep it: a backtest --from-sweep must match."""
-    return {"source": data.source_name, "target": data.target, "horizon": str(data.horizon),
-            "features": ",".join(data.features)}
+    facts = {"source": data.source_name, "target": data.target, "horizon": str(data.horizon),
+             "features": ",".join(data.features)}
+    if data.tickers:                   # a panel's every series, not only the first one its source names
+        facts["series"] = ",".join(data.tickers)
+    if data.covariates or data.covariate_csv:
+        facts["covariates"] = ",".join(data.covariates + data.covariate_csv)
+    return facts
 
 
 def best_settings(cfg: SweepConfig, setup: ModelSetup) -> RunConfig:
@@ -163,8 +171,10 @@ def from_sweep(cfg, echo=print) -> tuple[Any, dict]:
 
     d, b = cfg.data, cfg.backtest
     facts, best = load_sweep(b.from_sweep)
-    for key, value in data_facts(d).items():
-        if facts.get(key) != value:
+    wanted = data_facts(d)
+    for key in [*wanted, *(k for k in OPTIONAL_FACTS if k in facts and k not in wanted)]:
+        value = wanted.get(key, "none")
+        if facts.get(key, "none") != value:
             raise ForecastError(f"--from-sweep {b.from_sweep} tuned on {key} {facts.get(key)!r}, this backtest has "
                                 f"{value!r}; use the sweep's data settings")
     start = b.test_start or facts["test_start"]

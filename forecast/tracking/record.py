@@ -31,6 +31,13 @@ def data_tags(history, series) -> dict[str, str]:
             "data_end": f"{series.dates[-1]:%Y-%m-%d}", "data_digest": history.digest(), "target": series.target_name}
 
 
+def panel_tags(panel) -> dict[str, str]:
+    """What a panel's runs say of their data (a ``data.panels.Panel``): the series, the span of all of them, the target."""
+    return {"series": ",".join(panel.names)[:500], "n_series": str(len(panel)),
+            "data_start": f"{min(s.dates[0] for s in panel.series):%Y-%m-%d}",
+            "data_end": f"{max(s.dates[-1] for s in panel.series):%Y-%m-%d}", "target": panel.series[0].target_name}
+
+
 @dataclass
 class RunRecord:
     """One command's output folder and MLflow run; use as a context manager.

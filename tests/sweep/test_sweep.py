@@ -238,3 +238,36 @@ def test_the_series_the_sweep_sees_ends_before_the_test_period():
         value = getattr(seen, f.name)
         if isinstance(value, (np.ndarray, pd.Index)):
             assert len(value) <= len(seen.dates), f.name
+
+
+def test_a_panel_sweep_scores_the_mean_over_series_and_a_panel_backtest_reads_it(isolated, capsys):
+    """`sweep` on a panel (a global network too): each series' folds before --test-start, the trial's value the
+    mean over the series; `backtest --from-sweep` then runs the tuned networks on the same panel, and a backtest
+    with other covariates is refused in one line."""
+    panel = ["--synthetic", "panel", "--synthetic-length", "700", "--covariates", "panel"]
+    tiny = [a for a in TINY if a not in DATA]
+    assert main(["sweep", *panel, *tiny, "--models", "gru,gru-global", "--trials", "2", "--out", "sw"]) == 0
+    out = capsys.readouterr().out
+    assert "2 folds of 3 series (the value: the mean over the series)" in out
+    study = load("synthetic-panel-gru-global-return")
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 2
+    test_start = study.user_attrs["forecast.test_start"]
+    assert main(["backtest", *panel, "--models", "gru,gru-global,ridge", "--from-sweep", "sw", "--refit-every", "80",
+                 "--max-epochs", "2", "--accelerator", "cpu", "--out", "bt"]) == 0
+    frame = pd.read_csv("bt/predictions.csv", parse_dates=["date"])
+    assert set(frame["series"]) == {"sim-lead", "sim-follow", "sim-led"} and {"gru", "gru-global"} <= set(frame["model"])
+    assert frame["date"].min() >= pd.Timestamp(test_start)           # the tuned networks never score a tuned day
+    assert "from sweep sw, tuned on days before" in Path("bt/report.html").read_text()
+    capsys.readouterr()
+    assert main(["backtest", "--synthetic", "panel", "--synthetic-length", "700", "--from-sweep", "sw",
+                 "--no-track"]) == 2
+    assert "tuned on covariates 'panel', this backtest has 'none'" in capsys.readouterr().err
+
+
+def test_a_panel_trial_value_is_the_mean_over_series_of_each_pooled_loss():
+    from forecast.sweep.objective import trial_value
+
+    losses = [(1.0, 2.0), (3.0, 2.0), (10.0, 10.0)]
+    assert trial_value(losses) == pytest.approx(14 / 14)
+    assert trial_value(losses, (0, 0, 1)) == pytest.approx((4 / 4 + 10 / 10) / 2)
+    assert trial_value(losses, (0, 1, 1)) == pytest.approx((0.5 + 13 / 12) / 2)
