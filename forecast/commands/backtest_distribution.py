@@ -27,7 +27,7 @@ from ..report.prose import DISTRIBUTION_INTRO
 from ..report.tables import text_table
 from ..stats.scoring_rules import quantile_column
 from ..console import Echo
-from ..tracking.record import RunRecord
+from ..tracking.record import RunRecord, series_slug
 
 VOLATILITY_REFERENCE = "har"
 
@@ -63,31 +63,33 @@ class DistributionSection:
 
 
 def distribution_section(record: RunRecord, frame: pd.DataFrame, dists: dict[str, Distribution], folds: list,
-                         history, series, cfg) -> DistributionSection:
-    """Scores, tests, verdicts, tables and figures of every model's distribution (``dists``: over all folds)."""
+                         history, series, cfg, name: str | None = None) -> DistributionSection:
+    """Scores, tests, verdicts, tables and figures of every model's distribution (``dists``: over all folds).
+    ``name``: a panel's series (its figures are named after it), else the data's name."""
     results = score_distributions(frame, dists, cfg.quantiles, REFERENCE_DISTRIBUTION, seed=cfg.train.seed)
     section = DistributionSection(results)
     table = distribution_table(results)
     section.tables.append(("Distribution forecasts: scores, VaR tests and verdicts", table))
 
     bands = _bands(frame, dists)
-    name = cfg.data.source_name
+    prefix = f"{series_slug(name)}_" if name else ""
+    name = name or cfg.data.source_name
     section.figures.append(("Fan chart: 90% (5%-95%) and 98% (1%-99%) intervals against the actual returns, last year; "
                             "crosses mark days below the 1% VaR",
-                            record.figure("fan_chart.png", plot_fan_chart, bands, title=f"{name}: forecast intervals")))
+                            record.figure(f"{prefix}fan_chart.png", plot_fan_chart, bands, title=f"{name}: forecast intervals")))
     section.figures.append(("Value-at-risk hits: days the return fell below the 1% VaR, and their running count "
                             "against the expected 1% of days",
-                            record.figure("var_hits.png", plot_var_hits, bands, title=f"{name}: 1% VaR hits")))
+                            record.figure(f"{prefix}var_hits.png", plot_var_hits, bands, title=f"{name}: 1% VaR hits")))
     realized = pd.Series(series.proxy, index=series.dates)
     days = pd.DatetimeIndex(sorted(frame["date"].unique()))
     realized = realized.reindex(days)
-    reference = _volatility_reference(history, folds, cfg)
+    reference = _volatility_reference(history, series, folds, cfg)
     sds = one_day_sd(frame, dists)
     vol = implied_volatility(sds, realized, reference)
     section.tables.append(("Implied volatility against the volatility target (daily standard deviation)", vol))
     section.figures.append(("Implied volatility of the distributions, the volatility target's HAR forecast and the "
                             "realized volatility proxy, last year",
-                            record.figure("implied_volatility.png", plot_implied_volatility, sds, realized, reference,
+                            record.figure(f"{prefix}implied_volatility.png", plot_implied_volatility, sds, realized, reference,
                                           title=f"{name}: daily volatility")))
     section.intro.append(DISTRIBUTION_INTRO.format(reference=REFERENCE_DISTRIBUTION))
     section.text = (f"\ndistribution forecasts ({len(dists)} models, best CRPS first; benchmark {REFERENCE_DISTRIBUTION}):\n"
@@ -112,16 +114,20 @@ def _bands(frame: pd.DataFrame, dists: dict[str, Distribution]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _volatility_reference(history, folds: list, cfg) -> dict[str, pd.Series]:
-    """``har`` fitted to the volatility target on the same folds: its one-day-ahead forecasts by date."""
+def _volatility_reference(history, series, folds: list, cfg) -> dict[str, pd.Series]:
+    """``har`` fitted to the volatility target on the same folds: its one-day-ahead forecasts by date. The
+    folds index ``series``' rows, which start later than the history when covariates start later: the
+    volatility target is cut to the same days first."""
     from ..data.windows import build_series
     from ..engine.walkforward import plan_units, run_units
 
     d = cfg.data
     volatility = build_series(history, "volatility", d.features)
+    volatility = volatility.rows(np.asarray(volatility.dates >= series.dates[0]))
     results = run_units(plan_units([get_entry(VOLATILITY_REFERENCE)], folds, False, cfg.network, cfg.train), volatility, cfg.network,
                         cfg.train, d.lookback, d.horizon, 1, echo=lambda line: None)
     by_fold = {r.fold: r for r in results}
     dates = np.concatenate([volatility.target_dates(f.split.test) for f in folds])
     values = np.concatenate([by_fold[f.number].forecasts[:, 0] for f in folds])
     return {VOLATILITY_REFERENCE: pd.Series(values, index=dates)}
+

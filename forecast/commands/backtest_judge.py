@@ -41,6 +41,7 @@ class Plan:
     backtest: object                       # the backtest settings in force (--from-sweep: its test start, models)
     setups: dict                           # network -> its own settings (--from-sweep), else empty
     distributional: bool
+    name: str | None = None                # a panel's series: what its figures are named after
 
     @property
     def days(self):
@@ -61,6 +62,7 @@ class Judgement:
     mcs: dict
     board: pd.DataFrame
     section: object = None                 # the distribution part, when distributions are forecast
+    dists: dict = None                     # each model's distributions over all folds (in the frame's order)
 
     @property
     def overall(self) -> dict:
@@ -84,6 +86,6 @@ def judge(plan: Plan, results: list, cfg: BacktestConfig, record: RunRecord) -> 
     board = leaderboard(metrics, trading, spa)
     seconds = pd.DataFrame([(r.model, r.seconds) for r in results], columns=["model", "s"]).groupby("model")["s"].sum()
     board["fit_seconds"] = board["model"].map(seconds)
-    section = (distribution_section(record, frame, dists, plan.folds, plan.history, plan.series, cfg)
+    section = (distribution_section(record, frame, dists, plan.folds, plan.history, plan.series, cfg, plan.name)
                if plan.distributional else None)
-    return Judgement(frame, metrics, per_fold, trading, curves, spa, mcs, board, section)
+    return Judgement(frame, metrics, per_fold, trading, curves, spa, mcs, board, section, dists)

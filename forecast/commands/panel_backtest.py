@@ -9,7 +9,6 @@ report.html) -> an MLflow parent run with one nested run per model holding its m
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
@@ -19,7 +18,9 @@ from ..config.settings import BacktestConfig
 from ..console import Echo
 from ..data.panels import Panel, load_panel
 from ..errors import ForecastError
-from ..evaluate.panel import cross_sectional, holm_table, pooled_scores, portfolio_trading, r2_table
+from ..stats.cross_section import UNINFORMED_RPS
+from ..evaluate.panel import (cross_sectional, holm_table, pooled_scores, portfolio_trading, r2_table,
+                              ranked_probability)
 from ..evaluate.scores import NAIVE, trading_rows
 from ..models import get_entry, parse_models, unique_models
 from ..models.custom import check_custom_cells, load_cell
@@ -28,7 +29,8 @@ from ..report.html import html_report
 from ..report.prose import tuned_line
 from ..report.tables import text_table
 from ..tracking import runs as tracking
-from ..tracking.record import RunRecord, panel_tags
+from ..tracking.record import RunRecord, panel_tags, series_slug
+from .backtest_distribution import add_reference_distribution, forecasts_distributions
 from .backtest_judge import TAG_MODEL_RUN, BacktestResult, Judgement, Plan, judge
 
 SERIES_COLUMNS = ["rmse", "r2_oos", "dm_pvalue", "mcs_pvalue", "verdict"]
@@ -42,6 +44,7 @@ class PanelPlan:
     folds: list                       # each series' folds (numbered alike across the panel)
     backtest: object
     setups: dict                      # network -> its own settings (--from-sweep), else empty
+    distributional: bool              # distributions forecast (judged per series, VaR tests included)
 
 
 @dataclass
@@ -54,6 +57,7 @@ class PanelJudgement:
     cross: dict
     portfolio: dict                   # the equal-weight portfolio's trading by model (empty for volatility)
     curves: dict                      # its growth of 1
+    rps: dict                         # distributions, five series or more: the ranked probability score by model
 
 
 def panel_backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
@@ -85,9 +89,6 @@ def panel_backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
 def plan_panel(cfg: BacktestConfig, echo: Echo = print) -> PanelPlan:
     """Models checked, every series loaded, folds made: bad input is one line before a run opens."""
     d, b = cfg.data, cfg.backtest
-    if cfg.network.distribution:
-        raise ForecastError("--distribution: a panel backtest forecasts points in this version; run each series on "
-                            "its own (--ticker) for distributions")
     setups = {}
     if b.from_sweep:
         from ..sweep.results import from_sweep
@@ -97,8 +98,14 @@ def plan_panel(cfg: BacktestConfig, echo: Echo = print) -> PanelPlan:
     if b.warm_start and any(e.scope == "global" for e in entries):
         raise ForecastError("--warm-start: a global network trains afresh for each fold in this version; drop "
                             "--warm-start or the -global models")
+    if cfg.network.distribution and any(e.scope == "global" for e in entries):
+        raise ForecastError("--distribution: a global network forecasts points in this version; drop the -global "
+                            "models, or --distribution")
     if NAIVE not in [e.name for e in entries]:
         entries.append(get_entry(NAIVE))
+    distributional = forecasts_distributions(entries, d.target, cfg.network.distribution)
+    if distributional:
+        add_reference_distribution(entries, echo)
     for entry in entries:
         if entry.custom:
             load_cell(entry.cell)
@@ -116,7 +123,7 @@ def plan_panel(cfg: BacktestConfig, echo: Echo = print) -> PanelPlan:
          f"{b.refit_every} days of the panel's calendar ({len(calendar):,} days), {first:%Y-%m-%d} to "
          f"{calendar[-1]:%Y-%m-%d}, {b.window} training window, {b.jobs} job(s); models: "
          f"{', '.join(e.name for e in entries)}")
-    return PanelPlan(entries, panel, folds, b, setups)
+    return PanelPlan(entries, panel, folds, b, setups, distributional)
 
 
 def judge_panel(plan: PanelPlan, results: list, cfg: BacktestConfig, record: RunRecord) -> PanelJudgement:
@@ -124,29 +131,33 @@ def judge_panel(plan: PanelPlan, results: list, cfg: BacktestConfig, record: Run
     per_series = {}
     for i, name in enumerate(plan.panel.names):
         one = Plan(plan.entries, plan.panel.histories[i], plan.panel.series[i], plan.folds[i], plan.backtest,
-                   plan.setups, False)
+                   plan.setups, plan.distributional, name)
         per_series[name] = judge(one, [r for r in results if r.series == i], cfg, record)
     frame = pd.concat([j.frame.assign(series=name) for name, j in per_series.items()], ignore_index=True)
     frame = frame[["date", "series"] + [c for c in frame.columns if c not in ("date", "series")]]
     portfolio, curves = (portfolio_trading(frame, plan.backtest.cost_bps) if cfg.data.target == "return"
                          else ({}, {}))
+    rps = (ranked_probability(frame, {n: j.dists for n, j in per_series.items()}, cfg.data.horizon,
+                              seed=cfg.train.seed) if plan.distributional else {})
     return PanelJudgement(per_series, frame, pooled_scores(frame, cfg.data.target),
                           holm_table({n: j.spa["pvalue"] for n, j in per_series.items()}),
                           r2_table({n: j.metrics for n, j in per_series.items()}), cross_sectional(frame),
-                          portfolio, curves)
+                          portfolio, curves, rps)
 
 
 def _write(record: RunRecord, plan: PanelPlan, j: PanelJudgement, cfg: BacktestConfig) -> None:
     record.csv("predictions.csv", j.frame)
-    rows = [pd.DataFrame([{"series": n, "model": m, "fold": "all", **_plain(v)} for m, v in one.metrics.items()])
+    rows = [pd.DataFrame([{"series": n, "model": m, "fold": "all", **_plain(v)} for m, v in one.overall.items()])
             for n, one in j.per_series.items()]
     rows += [one.per_fold.astype({"fold": str}).assign(series=n) for n, one in j.per_series.items()]
     metrics = pd.concat(rows, ignore_index=True)
     record.csv("metrics.csv", metrics[["series"] + [c for c in metrics.columns if c != "series"]])
     record.json("metrics.json", tracking.clean({
         "pooled": j.pooled, "holm": j.holm.to_dict("records"), "cross_sectional": j.cross, "portfolio": j.portfolio,
-        "series": {n: {"overall": one.metrics, "spa": one.spa,
-                       "verdicts": dict(zip(one.board["model"], one.board["verdict"]))}
+        "ranked_probability": j.rps,
+        "series": {n: {"overall": one.overall, "spa": one.spa,
+                       "verdicts": dict(zip(one.board["model"], one.board["verdict"])),
+                       **({"distribution": one.section.summary()} if one.section else {})}
                    for n, one in j.per_series.items()}}))
     record.config(cfg)
     heatmap = record.figure("r2_heatmap.png", plot_heatmap, j.r2, title="R2 vs naive by series and model")
@@ -174,13 +185,27 @@ def _write(record: RunRecord, plan: PanelPlan, j: PanelJudgement, cfg: BacktestC
                        pd.DataFrame([{"model": m, **v} for m, v in j.cross.items()])))
     tables += [(f"Leaderboard: {n}", one.board.drop(columns=[c for c in one.board if c.startswith("rmse_by_seed")]))
                for n, one in j.per_series.items()]
+    if j.rps:
+        tables.append((f"Ranked probability score of each series' quintile rank over {d.horizon} day(s) (M6; "
+                       f"uninformed: 0.16; t: Newey-West of the daily improvement)", _rps_frame(j.rps)))
     if j.portfolio:
         tables.insert(2, (f"Equal-weight portfolio of the series, traded by the sign of each model's forecasts "
                           f"({b.cost_bps:g} bps per unit turnover; leaderboards below: each series' Sharpe)",
                           trading_rows(j.portfolio)))
+    for n, one in j.per_series.items():
+        if one.section:
+            tables += [(f"{title}: {n}", table) for title, table in one.section.tables]
+            figures += [(f"{title} ({n})", path) for title, path in one.section.figures]
+    if plan.distributional:
+        intro += next(one.section.intro for one in j.per_series.values())
     tables.append(("R2 vs naive by series", j.r2.reset_index(names="series")))
     record.commit("report.html", lambda p: html_report(p, f"Backtest: panel of {len(plan.panel)} series ({d.target})",
                                                        intro, tables, figures))
+
+
+def _rps_frame(rps: dict) -> pd.DataFrame:
+    frame = pd.DataFrame([{"model": m, **v} for m, v in rps.items()])
+    return frame.sort_values("rps", kind="stable").reset_index(drop=True)
 
 
 def _plain(values: dict) -> dict:
@@ -190,11 +215,6 @@ def _plain(values: dict) -> dict:
 def _pooled_frame(pooled: dict) -> pd.DataFrame:
     frame = pd.DataFrame([{"model": m, **v} for m, v in pooled.items()])
     return frame.sort_values("r2_oos", ascending=False, kind="stable").reset_index(drop=True)
-
-
-def metric_prefix(series: str) -> str:
-    """A series name as the start of an MLflow metric name (letters, digits, _ - . only): ``^GSPC`` -> ``GSPC``."""
-    return re.sub(r"[^\w.\-]", "", series) or "series"
 
 
 def beaten(j: PanelJudgement, model: str) -> int:
@@ -216,9 +236,10 @@ def _track_models(record: RunRecord, j: PanelJudgement, tags: dict) -> None:
         tracking.start_run(record.experiment, model, model_tags, {"model": model}, nested=True)
         try:
             values = {**pooled, **{f"pooled.{k}": v for k, v in pooled.items()},
-                      **{f"portfolio.{k}": v for k, v in j.portfolio.get(model, {}).items()}}
+                      **{f"portfolio.{k}": v for k, v in j.portfolio.get(model, {}).items()},
+                      **{k: v for k, v in j.rps.get(model, {}).items() if k != "rps_uninformed"}}
             for name, one in j.per_series.items():
-                values |= {f"{metric_prefix(name)}.{k}": v for k, v in _plain(one.metrics.get(model, {})).items()}
+                values |= {f"{series_slug(name)}.{k}": v for k, v in _plain(one.overall.get(model, {})).items()}
             tracking.log_metrics(values)
         finally:
             tracking.end_run()
@@ -229,10 +250,16 @@ def _print(echo: Echo, j: PanelJudgement) -> None:
         days = len(one.frame[one.frame["model"] == NAIVE])
         echo(f"\n{name} ({days} forecast days): SPA p = {one.spa['pvalue']:.3f}")
         echo(text_table(one.board.to_dict("records"), SERIES_COLUMNS))
+        if one.section:
+            echo(one.section.text)
     echo(f"\npooled over {len(j.per_series)} series:")
     echo(text_table(_pooled_frame(j.pooled).to_dict("records"), POOLED_COLUMNS))
     echo("\nHolm across series (is any model better than naive on this series, after testing every series?):")
     echo(text_table(j.holm.to_dict("records"), ["spa_pvalue", "holm_pvalue", "verdict"], first="series"))
+    if j.rps:
+        echo(f"\nranked probability score of the quintile ranks ({next(iter(j.rps.values()))['rps_days']} days; "
+             f"uninformed {UNINFORMED_RPS}; lower is better):")
+        echo(text_table(_rps_frame(j.rps).to_dict("records"), ["rps", "rps_t", "rps_days"]))
     if j.portfolio:
         echo("\nequal-weight portfolio of the series, traded by the sign of each forecast:")
         echo(text_table(trading_rows(j.portfolio).to_dict("records"), ["rule", "cagr", "sharpe", "max_drawdown",

@@ -4,8 +4,9 @@ Each series has its own leaderboard, SPA and MCS (``backtest.judge``, as one ser
 series: pooled scores over every series' forecast days; Holm's correction of the per-series SPA
 p-values (with many series, one that "beats naive at 5%" is what chance gives); the series x model
 table of R2 vs naive behind the report's heatmap; with five series or more, cross-sectional skill:
-the daily rank information coefficient between forecasts and outcomes; and trading an equal-weight
-portfolio of the series by each model's sign rule.
+the daily rank information coefficient between forecasts and outcomes and, for distributions, the
+ranked probability score of each series' quintile rank over the horizon (M6's score); and trading an
+equal-weight portfolio of the series by each model's sign rule.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..stats.cross_section import MIN_SERIES_IC, holm, rank_ic
+from ..stats.cross_section import (MIN_SERIES_IC, UNINFORMED_RPS, holm, newey_west_t, rank_ic,
+                                   ranked_probability_score)
 from ..stats.metrics import TRADING_DAYS, directional_accuracy, mae, r2_oos, rmse, trading_metrics, trading_returns
 from .scores import NAIVE, SPA_LEVEL, first_step
 
@@ -95,3 +97,39 @@ def _portfolio_days(rows: pd.DataFrame, mode: str, cost_bps: float) -> pd.DataFr
         parts.append(pd.DataFrame({"date": part["date"].to_numpy(), "simple": np.expm1(r),
                                    "turnover": np.abs(np.diff(np.r_[0.0, pos]))}))
     return pd.concat(parts).groupby("date").mean()
+
+
+def ranked_probability(frame: pd.DataFrame, dists: dict[str, dict], horizon: int, draws: int = 500,
+                       seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per model forecasting distributions on every series (``dists[series][model]``, over all folds in the
+    frame's order), with five series or more: the ranked probability score of each series' quintile rank by
+    its return over the ``horizon`` days after each origin (M6: 20 days), the probabilities drawn from the
+    forecast distributions by simulation (``draws`` per series and day; the steps of a horizon drawn
+    independently, as each is forecast). Scored on the days every series has a forecast; next to the
+    uninformed 0.16, with a Newey-West t-statistic of the daily improvement (overlapping horizons: lag =
+    ``horizon``)."""
+    names = list(dists)
+    if len(names) < MIN_SERIES_IC:
+        return {}
+    models = [m for m in dists[names[0]] if all(m in dists[n] for n in names)]
+    rng = np.random.default_rng(seed)
+    out = {}
+    for model in models:
+        outcomes, sims = {}, {}
+        for name in names:
+            rows = frame[(frame["series"] == name) & (frame["model"] == model)]
+            steps = [rows[rows["step"] == s] if "step" in rows else rows for s in range(1, horizon + 1)]
+            dates = pd.DatetimeIndex(steps[0]["date"])
+            outcomes[name] = pd.Series(np.sum([s["y_true"].to_numpy() for s in steps], axis=0), index=dates)
+            total = sum(dists[name][model].sample(s, draws, rng) for s in range(1, horizon + 1))
+            sims[name] = pd.DataFrame(total, index=dates)
+        days = outcomes[names[0]].index
+        for name in names[1:]:
+            days = days.intersection(outcomes[name].index)
+        if len(days) < 3:
+            continue
+        daily = ranked_probability_score(np.stack([sims[n].loc[days].to_numpy() for n in names], axis=1),
+                                         np.stack([outcomes[n].loc[days].to_numpy() for n in names], axis=1))
+        out[model] = {"rps": float(daily.mean()), "rps_uninformed": UNINFORMED_RPS,
+                      "rps_t": newey_west_t(UNINFORMED_RPS - daily, horizon), "rps_days": len(days)}
+    return out

@@ -5,6 +5,9 @@
 - The rank information coefficient: on each day, the Spearman correlation across series between the
   forecasts and what happened; its mean over days, with a Newey-West t-statistic (the daily ICs are
   autocorrelated when forecasts are persistent).
+- The ranked probability score of quintile ranks (the M6 forecasting competition's score): each day, the
+  probability that each series' return ranks in each quintile of the panel, against the quintile it fell in;
+  0.16 for the uninformed forecast (every quintile 20%).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import numpy as np
 from scipy import stats
 
 MIN_SERIES_IC = 5           # cross-sectional scores need at least this many series on a day
+QUINTILES = 5
+UNINFORMED_RPS = 0.16       # every quintile at 20%: the M6 competition's benchmark
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -60,3 +65,21 @@ def rank_ic(forecasts: np.ndarray, outcomes: np.ndarray, min_series: int = MIN_S
     tstat = newey_west_t(np.asarray(ics))
     pvalue = float(2 * stats.norm.sf(abs(tstat))) if math.isfinite(tstat) else float("nan")
     return {"rank_ic": float(np.mean(ics)), "rank_ic_t": tstat, "rank_ic_pvalue": pvalue, "ic_days": len(ics)}
+
+
+def quintiles(values: np.ndarray) -> np.ndarray:
+    """The quintile (0 lowest .. 4 highest) of each entry's rank along the last axis (``S`` series: rank r is in
+    quintile ``floor(5 r / S)``)."""
+    ranks = np.argsort(np.argsort(values, axis=-1, kind="stable"), axis=-1, kind="stable")
+    return ranks * QUINTILES // values.shape[-1]
+
+
+def ranked_probability_score(draws: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
+    """``draws``: ``[D, S, M]`` simulated returns of ``S`` series on ``D`` days (``M`` draws each, the draws of a
+    day's series taken together as one joint draw); ``outcomes``: ``[D, S]``. Each day's RPS, averaged over
+    the series: the mean over quintiles of (forecast cumulative probability - observed) squared."""
+    q = quintiles(np.moveaxis(draws, -1, 1))                                        # [D, M, S]
+    probability = np.stack([(q == k).mean(axis=1) for k in range(QUINTILES)], axis=-1)   # [D, S, 5]
+    observed = np.eye(QUINTILES)[quintiles(outcomes)]                              # [D, S, 5]
+    gap = np.cumsum(probability, axis=-1) - np.cumsum(observed, axis=-1)
+    return (gap ** 2).mean(axis=-1).mean(axis=-1)

@@ -105,6 +105,17 @@ class Distribution:
             return sr.nll_student_t(y, mean, self.t_scale(step), df)
         return np.full(len(self), np.nan)
 
+    def sample(self, step: int, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``[N, size]`` draws of each day's ``step``-ahead forecast (the sample's values, drawn with replacement,
+        for an empirical distribution)."""
+        mean, sd, df = self._at(step)
+        if self.family == "normal":
+            return mean[:, None] + sd[:, None] * rng.standard_normal((len(self), size))
+        if self.family == "student-t":
+            return mean[:, None] + self.t_scale(step)[:, None] * rng.standard_t(df[:, None], (len(self), size))
+        picks = rng.integers(0, self.samples.shape[1], (len(self), size))
+        return np.take_along_axis(self.samples, picks, axis=1)
+
     def columns(self, levels, step: int = 1) -> dict[str, np.ndarray]:
         """The ``predictions.csv`` columns of one step: ``q01 ... q99`` (``quantile_column``), ``scale`` (the
         standard deviation) and ``df`` (NaN unless Student t)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,12 @@ def data_tags(history, series) -> dict[str, str]:
     """Where the data came from and what it spans (a ``PriceHistory`` and its ``FeatureSeries``)."""
     return {"data_source": history.source, "data_start": f"{series.dates[0]:%Y-%m-%d}",
             "data_end": f"{series.dates[-1]:%Y-%m-%d}", "data_digest": history.digest(), "target": series.target_name}
+
+
+def series_slug(series: str) -> str:
+    """A series name as the start of an MLflow metric name or a file name (letters, digits, _ - . only):
+    ``^GSPC`` -> ``GSPC``."""
+    return re.sub(r"[^\w.\-]", "", series) or "series"
 
 
 def panel_tags(panel) -> dict[str, str]:

@@ -229,3 +229,25 @@ def test_a_global_network_reads_one_column_layout_for_every_series():
     own = panel.series[0]
     np.testing.assert_array_equal(laid[0].features[:, [names.index(n) for n in own.feature_names]], own.features)
     assert shared_layout([own, own])[0] is own
+
+
+def test_a_distribution_panel_tests_var_per_series_and_scores_quintile_ranks(tmp_path, capsys):
+    """--distribution on a panel of five: each series' distribution verdicts (VaR tests) and figures of its own,
+    and the ranked probability score of the quintile ranks over the horizon next to the uninformed 0.16."""
+    days = pd.bdate_range("2012-01-02", periods=500)
+    rows = [pd.DataFrame({"Date": days.strftime("%Y-%m-%d"), "Ticker": f"s{k}", "Close": 100 * np.exp(np.cumsum(
+        np.random.default_rng(k).normal(0, 0.004 * (k + 1), len(days))))}) for k in range(5)]
+    pd.concat(rows).to_csv(tmp_path / "five.csv", index=False)
+    assert main(["backtest", "--csv", str(tmp_path / "five.csv"), "--distribution", "normal", "--horizon", "3",
+                 "--models", "gru,hist", *SMALL, "--refit-every", "100", "--no-track", "--out", "d"]) == 0, \
+        capsys.readouterr().err
+    metrics = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    for name in ("s0", "s4"):
+        assert "kupiec_pvalue" in metrics["series"][name]["overall"]["gru"]
+        assert set(metrics["series"][name]["distribution"]["coverage_verdicts"]) == {"gru", "hist", "riskmetrics"}
+        assert (tmp_path / "d" / f"{name}_var_hits.png").read_bytes()[:4] == b"\x89PNG"
+    rps = metrics["ranked_probability"]
+    assert set(rps) == {"gru", "hist", "riskmetrics"}
+    for values in rps.values():
+        assert 0.05 < values["rps"] < 0.25 and values["rps_days"] > 100
+    assert "ranked probability score" in capsys.readouterr().out
