@@ -8,46 +8,34 @@ forecasts figure of the test period, the logged model, and its ``test_*`` metric
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ..config.settings import FitConfig
 from ..console import Echo
 from ..data.load import load_data
+from ..data.panels import is_panel
 from ..data.windows import make_inputs, time_split
-from ..errors import ForecastError
-from ..evaluate.distribution_scores import REFERENCE_DISTRIBUTION, score_distributions
-from ..evaluate.results import collect, seed_rmse
-from ..evaluate.scores import NAIVE, score_points
+from ..evaluate.distribution_scores import REFERENCE_DISTRIBUTION
+from ..evaluate.scores import NAIVE
 from ..models import get_entry
-from ..models.custom import check_custom_cells, load_cell
+from ..models.custom import check_custom_cells
 from ..report.figures import plot_forecasts
 from ..report.tables import text_table
 from ..tracking import runs as tracking
 from ..tracking.record import RunRecord, data_tags
-
-TABLE_COLUMNS = ["rmse", "mae", "r2_oos", "dir_acc", "always_up_hit_rate", "pt_pvalue", "dm_pvalue"]
-DISTRIBUTION_COLUMNS = ["crps", "nll", "coverage_90", "var01_hits", "kupiec_pvalue", "christoffersen_pvalue", "coverage",
-                        "crps_dm_pvalue"]
-
-
-@dataclass
-class FitResult:
-    metrics: dict[str, dict[str, float]]
-    predictions: pd.DataFrame
-    out_dir: Path
-    run_id: str | None
-    history: list[dict[str, float]] = field(default_factory=list)
-    forecaster: object = None
+from .fit_common import (DISTRIBUTION_COLUMNS, TABLE_COLUMNS, FitResult, checked_entry, epochs_trained,
+                         restarts_used, score_fit)
 
 
 def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
     """Train one model on the train part, pick its epoch on validation, score it on the test part."""
     d = cfg.data
-    entry = _checked_entry(cfg)
+    if is_panel(d):
+        from .panel_fit import panel_fit
+
+        return panel_fit(cfg, echo, progress)
+    entry = checked_entry(cfg)
     history, series = load_data(d, echo)
     split = time_split(len(series), d.lookback, d.horizon, d.val_fraction, d.test_fraction)
     _say_split(series, split, echo)
@@ -60,27 +48,10 @@ def fit(cfg: FitConfig, echo: Echo = print, progress: bool = True) -> FitResult:
     with record:
         record.tags(data_tags(history, series) | {"model": entry.name})
         results = _train(cfg, entry, series, ctx, fold, record, progress, echo)
-        frame, dists = collect(series, [fold], [r.model for r in results], results, d.horizon,
-                               cfg.quantiles if results[0].distribution is not None else None)
-        metrics = score_points(frame, d.target, d.horizon)
-        verdicts = score_distributions(frame, dists, cfg.quantiles, seed=cfg.train.seed) if dists else {}
-        for name, values in verdicts.items():
-            metrics[name].update(values)
-        for name, by_seed in seed_rmse(results, frame, [fold]).items():
-            metrics[name]["rmse_by_seed"] = by_seed
+        frame, metrics, verdicts = score_fit(series, fold, results, cfg)
         _write(record, cfg, entry.name, frame, metrics, results[0].fitted, series)
         _print(echo, metrics, verdicts, len(split.test), d.target)
     return FitResult(metrics, frame, record.out, record.run_id, results[0].fitted.history_, results[0].fitted)
-
-
-def _checked_entry(cfg: FitConfig):
-    entry = get_entry(cfg.model, cfg.data.target)
-    if cfg.network.distribution and entry.kind != "network" and not entry.dist_baseline:
-        raise ForecastError(f"--distribution: {entry.name} forecasts a point, not a distribution; use a network "
-                            f"(or a distribution baseline: har, riskmetrics, garch-t, hist)")
-    if entry.custom:
-        load_cell(entry.cell)              # a user's class: a one-line error now, not after loading data
-    return entry
 
 
 def _say_split(series, split, echo: Echo) -> None:
@@ -132,19 +103,3 @@ def _print(echo: Echo, metrics: dict, verdicts: dict, days: int, target: str) ->
         echo(f"\ndistribution forecasts ({days} days; coverage accepted when Kupiec and "
              f"Christoffersen p >= 0.05):")
         echo(text_table([{"model": m, **vals} for m, vals in verdicts.items()], DISTRIBUTION_COLUMNS))
-
-
-def restarts_used(forecaster) -> int:
-    """How many times the networks started again from a new initialisation (``--restarts``), all seeds."""
-    members = getattr(forecaster, "members", None) or [forecaster]
-    return int(sum(getattr(m, "restarts_", 0) for m in members))
-
-
-def epochs_trained(forecaster) -> str:
-    """", best epoch B of N" (one per seed for an ensemble); empty for a model that trains no epochs."""
-    members = getattr(forecaster, "members", None) or [forecaster]      # a seed ensemble: its networks
-    if not members[0].history_:
-        return ""
-    best = ", ".join(str(m.best_epoch_ + 1) for m in members)
-    total = ", ".join(str(len(m.history_)) for m in members)
-    return f", best epoch {best} of {total}" if len(members) == 1 else f", best epochs {best} of {total} by seed"

@@ -21,6 +21,9 @@ from ..stats.distributions import PARAMETERS, Distribution
 from ..errors import ForecastError
 from ..console import Echo
 from ..data.load import load_data
+from ..data.panels import is_panel, load_panel
+from ..tracking.record import series_slug
+from ..report.tables import text_table
 
 
 @dataclass
@@ -75,23 +78,56 @@ class Prediction:
         return lines
 
 
-def predict(cfg: PredictConfig, echo: Echo = print) -> Prediction:
-    """Forecast the next trading day after the latest data with a logged model."""
-    import torch
-
-    data = DataSettings(ticker=cfg.ticker, csv=cfg.csv, date_format=cfg.date_format, offline=cfg.offline,
-                      cache_dir=cfg.cache_dir)
-    fit_args = f"--csv {shlex.quote(cfg.csv)}" if cfg.csv else None      # the fit that would make the run
+def predict(cfg: PredictConfig, echo: Echo = print) -> Prediction | list[Prediction]:
+    """Forecast the next trading day after the latest data with a logged model (every series' with a panel's
+    fit: a list of them)."""
+    data = DataSettings(ticker=cfg.ticker, tickers=cfg.tickers, csv=cfg.csv, date_format=cfg.date_format,
+                        offline=cfg.offline, cache_dir=cfg.cache_dir)
+    panel = is_panel(data)
+    fit_args = (f"--csv {shlex.quote(cfg.csv)}" if cfg.csv else
+                f"--tickers {shlex.quote(','.join(cfg.tickers))}" if panel else None)   # the fit that makes the run
     fit_run = tracking.latest_fit_run(data.source_name, cfg.run_id, fit_args)
+    data = _fitted_data(fit_run, data)
+    cells = (cfg.model,) if cfg.model else ()
+    run_id = fit_run.info.run_id
+    if not panel:
+        network = tracking.load_network(run_id, cells, cfg.allow_pickle)
+        return _forecast(network, load_data(data, echo)[1], data, run_id, echo)
+    loaded = load_panel(data, echo)
+    fitted = fit_run.data.tags.get("series", "")
+    if fitted != ",".join(loaded.names)[:500]:
+        raise ForecastError(f"run {run_id} is a fit of {fitted or 'one series'}, not of the panel "
+                            f"{','.join(loaded.names)}: fit this panel first (`forecast fit {fit_args}`)")
+    networks = [tracking.load_network(run_id, cells, cfg.allow_pickle, series=series_slug(n)) for n in loaded.names]
+    predictions = []
+    for name, series, network in zip(loaded.names, loaded.series, networks):
+        echo(f"\n{name}:")
+        predictions.append(_forecast(network, series, data, run_id, echo))
+    what = "log return" if data.target == "return" else "volatility"
+    echo(f"\nnext trading day, every series ({data.target} target):")
+    echo(text_table([{"series": n, "date": f"{p.date:%Y-%m-%d}", what: float(p.forecasts[0]),
+                      **({"implied price": p.last_price * float(np.exp(p.forecasts[0]))} if data.target == "return"
+                         else {})} for n, p in zip(loaded.names, predictions)],
+                    ["date", what] + (["implied price"] if data.target == "return" else []), first="series"))
+    return predictions
+
+
+def _fitted_data(fit_run, data: DataSettings) -> DataSettings:
+    """``data`` with the fit run's lookback, target, features and covariates (``predict`` fetches them again)."""
     p = fit_run.data.params
     try:
         lookback, target, features = int(p["data.lookback"]), p["data.target"], p["data.features"]
     except KeyError:
         raise ForecastError(f"run {fit_run.info.run_id} is not a `forecast fit` run (no data params)") from None
     covariates = {key: [c for c in p.get(f"data.{key}", "").split(",") if c] for key in ("covariates", "covariate_csv")}
-    data = replace(data, lookback=lookback, target=target, features=features.split(","), **covariates)
-    network = tracking.load_network(fit_run.info.run_id, (cfg.model,) if cfg.model else (), cfg.allow_pickle)
-    history, series = load_data(data, echo)
+    return replace(data, lookback=lookback, target=target, features=features.split(","), **covariates)
+
+
+def _forecast(network, series, data: DataSettings, run_id: str, echo: Echo) -> Prediction:
+    """The network's forecast from the last ``lookback`` days of ``series``, said and returned."""
+    import torch
+
+    lookback, target = data.lookback, data.target
     if len(series) < lookback:
         raise ForecastError(f"history has {len(series)} days, fewer than the model's lookback {lookback}")
     x = make_inputs(series.features, np.array([len(series) - 1]), lookback)
@@ -103,7 +139,7 @@ def predict(cfg: PredictConfig, echo: Echo = print) -> Prediction:
         distribution = Distribution.from_output(family, output)
         output = output[..., 0]
     origin = series.dates[-1]
-    result = Prediction(fit_run.info.run_id, origin, next_trading_day(origin), output[0], float(series.price[-1]), target,
+    result = Prediction(run_id, origin, next_trading_day(origin), output[0], float(series.price[-1]), target,
                         distribution)
     for line in result.describe():
         echo(line)

@@ -39,10 +39,10 @@ DEFAULT_TICKER = "^GSPC"
 @dataclass
 class DataSettings:
     ticker: str = option(DEFAULT_TICKER, "Yahoo Finance ticker to forecast (a name such as ^GSPC, never a path)")
-    tickers: list[str] = option([], "a panel: several tickers forecast side by side, e.g. ^GSPC,^IXIC (each downloaded, cached or bundled as --ticker is); `forecast backtest` runs panels")
+    tickers: list[str] = option([], "a panel: several tickers forecast side by side, e.g. ^GSPC,^IXIC (each downloaded, cached or bundled as --ticker is); fit, backtest, sweep and predict take panels")
     csv: str | None = option(None, "read prices from this CSV (Date, Close and/or Adj Close, optional Open/High/Low/Volume) instead of downloading; several, comma-separated, or one long file with a Ticker column, are a panel")
     date_format: str | None = option(None, "how the CSV writes dates, e.g. %d/%m/%Y (default: YYYY-MM-DD, or a form that reads one way only)")
-    synthetic: SyntheticKind | None = option(None, "use a simulated series with a known best error instead of market data (panel: three series and a covariate, one series following another: `forecast backtest` runs it)")
+    synthetic: SyntheticKind | None = option(None, "use a simulated series with a known best error instead of market data (panel: three series and a covariate, one series following another: a panel for fit, backtest and sweep)")
     synthetic_length: int = option(3000, "number of days of the simulated series")
     synthetic_noise: float = option(0.01, "standard deviation of the simulated series' noise (its best possible RMSE)")
     synthetic_lag: int = option(40, "longmem only: the lag L in r_t = 0.8 r_(t-L) + e_t")
@@ -329,9 +329,10 @@ class PredictConfig:
     """`forecast predict`: the next trading day from a logged model and the latest data."""
 
     ticker: str = option("^GSPC", "ticker whose latest fit run to use")
-    csv: str | None = option(None, "take the latest data from this CSV instead of downloading")
+    tickers: list[str] = option([], "a panel's tickers: the latest fit of that panel forecasts every series")
+    csv: str | None = option(None, "take the latest data from this CSV instead of downloading (a panel: several, or one with a Ticker column)")
     date_format: str | None = option(None, "how the CSV writes dates, e.g. %d/%m/%Y (default: YYYY-MM-DD, or a form that reads one way only)")
-    run_id: str | None = option(None, "MLflow run id of the model (default: the newest finished fit of the ticker)")
+    run_id: str | None = option(None, "MLflow run id of the model (default: the newest finished fit of the ticker or panel)")
     offline: bool = option(False, "do not try to download; use the cache or the bundled data")
     cache_dir: str | None = option(None, "download cache folder")
     model: str | None = option(None, "a run of your own cell: name its class again (module:Class) to allow importing it")
@@ -340,6 +341,7 @@ class PredictConfig:
     def __post_init__(self) -> None:
         if self.csv is None:
             self.ticker = check_ticker(self.ticker)
+        self.tickers = DataSettings(tickers=self.tickers).tickers    # the same checks as every command's
 
 
 @dataclass

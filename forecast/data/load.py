@@ -34,7 +34,7 @@ def load_data(settings, echo: Callable[[str], None] = print) -> tuple[PriceHisto
     if settings.panel:
         flag = "--tickers" if settings.tickers else "--synthetic panel" if settings.synthetic else "--csv"
         raise ForecastError(f"{flag} names a panel of several series: "
-                            f"`forecast backtest` runs panels; this command takes one series")
+                            f"`fit`, `backtest`, `sweep` and `predict` take panels; this command takes one series")
     if settings.panel_covariates:
         raise ForecastError("--covariates panel means every other series of a panel; give a panel (--tickers)")
     history = load_history(settings)

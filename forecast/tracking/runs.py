@@ -70,10 +70,12 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(float(v))}
 
 
-def log_model(network, input_example: np.ndarray, lookback: int, features: list[str], target: str) -> None:
+def log_model(network, input_example: np.ndarray, lookback: int, features: list[str], target: str,
+              series: str | None = None) -> None:
     """Log a trained network without pickle: ``network/`` (weights as tensors + settings) for
     ``forecast predict``, and the same two files as an MLflow model from code (``forecast/serving.py``)
-    for ``mlflow.pyfunc.load_model`` and ``mlflow models predict``."""
+    for ``mlflow.pyfunc.load_model`` and ``mlflow models predict``. A panel's fit logs one per series
+    (``series``: its name in file form): ``network/<series>/`` and the model ``model-<series>``."""
     import tempfile
 
     import mlflow.pyfunc
@@ -86,11 +88,11 @@ def log_model(network, input_example: np.ndarray, lookback: int, features: list[
     mlflow = _mlflow()
     with tempfile.TemporaryDirectory() as tmp:
         weights, spec = save_network(network, Path(tmp), lookback, features, target)
-        mlflow.log_artifacts(tmp, artifact_path=NETWORK_DIR)
+        mlflow.log_artifacts(tmp, artifact_path=network_path(series))
         with torch.no_grad():
             output = network(torch.from_numpy(input_example)).numpy()
         mlflow.pyfunc.log_model(
-            name="model", python_model=serving.__file__, artifacts={"weights": str(weights), "network": str(spec)},
+            name=f"model-{series}" if series else "model", python_model=serving.__file__, artifacts={"weights": str(weights), "network": str(spec)},
             signature=infer_signature(input_example, output), input_example=input_example,
             # Explicit requirements: inferring them re-imports the model in a subprocess (seconds).
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "forecast"])
@@ -194,10 +196,17 @@ def latest_fit_run(source: str, run_id: str | None = None, fit_args: str | None 
     return found
 
 
-def load_network(run_id: str, allowed_cells: tuple[str, ...] = (), allow_pickle: bool = False):
-    """The logged network of a run (raw windows in, forecasts out), rebuilt from the toolkit's classes
-    with its weights read as tensors only. Runs logged by older versions hold a pickle instead:
-    those load only with ``allow_pickle`` (unpickling runs whatever code the store holds)."""
+def network_path(series: str | None = None) -> str:
+    """Where a run keeps its network (a panel's fit: one folder per series)."""
+    return f"{NETWORK_DIR}/{series}" if series else NETWORK_DIR
+
+
+def load_network(run_id: str, allowed_cells: tuple[str, ...] = (), allow_pickle: bool = False,
+                 series: str | None = None):
+    """The logged network of a run (raw windows in, forecasts out; ``series``: a panel fit's network of that
+    series), rebuilt from the toolkit's classes with its weights read as tensors only. Runs logged by older
+    versions hold a pickle instead: those load only with ``allow_pickle`` (unpickling runs whatever code the
+    store holds)."""
     import tempfile
 
     mlflow = _mlflow()
@@ -207,11 +216,14 @@ def load_network(run_id: str, allowed_cells: tuple[str, ...] = (), allow_pickle:
     # temporary folder that nobody removes. torch.load reads the weights whole, so nothing is needed later.
     with tempfile.TemporaryDirectory(prefix="forecast-network-") as tmp:
         try:
-            folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=NETWORK_DIR, dst_path=tmp)
+            folder = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=network_path(series),
+                                                         dst_path=tmp)
         except Exception:
             folder = None
         if folder is not None:
             return load_saved(Path(folder), allowed_cells, name=f"run {run_id}")
+    if series:
+        raise ForecastError(f"run {run_id} has no network of {series}: is it a fit of this panel?")
     if not allow_pickle:
         raise ForecastError(f"run {run_id} has no {NETWORK_DIR}/ weights: it was logged by an older version as a "
                             f"pickle, and unpickling runs code from the tracking store; refit, or pass "

@@ -101,8 +101,9 @@ def test_a_long_csv_with_a_ticker_column_is_a_panel(tmp_path, capsys):
     assert main(["backtest", "--csv", str(tmp_path / "long.csv"), "--models", "ridge,naive", *SMALL, "--no-track",
                  "--out", "l"]) == 0
     assert set(pd.read_csv(tmp_path / "l" / "predictions.csv")["series"]) == {"X", "Y"}
-    assert main(["fit", "--csv", str(tmp_path / "long.csv"), *SMALL[:-2]]) == 2
-    assert "a panel, which `forecast backtest` runs" in capsys.readouterr().err
+    assert main(["fit", "--csv", str(tmp_path / "long.csv"), "--model", "ridge", *SMALL[:-2], "--no-track",
+                 "--out", "f"]) == 0
+    assert set(pd.read_csv(tmp_path / "f" / "predictions.csv")["series"]) == {"X", "Y"}
 
 
 @pytest.mark.parametrize("args, message", [
@@ -251,3 +252,35 @@ def test_a_distribution_panel_tests_var_per_series_and_scores_quintile_ranks(tmp
     for values in rps.values():
         assert 0.05 < values["rps"] < 0.25 and values["rps_days"] > 100
     assert "ranked probability score" in capsys.readouterr().out
+
+
+def test_fit_on_a_panel_logs_a_network_per_series_and_predict_forecasts_each(tmp_path, capsys):
+    """`fit --csv a,b,c` trains the model on every series (one split in time), scores each next to naive and logs
+    each series' network; `predict` with the same panel forecasts the next day of every series, each from its
+    own network and last days; another panel is refused in one line."""
+    csv = three_calendars(tmp_path)
+    assert main(["fit", "--csv", csv, "--model", "gru", "--covariates", "panel", *SMALL[:-2], "--out", "f"]) == 0, \
+        capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "split: panel of 3 series" in out and "gamma: test metrics" in out
+    frame = pd.read_csv(tmp_path / "f" / "predictions.csv", parse_dates=["date"])
+    starts = frame.groupby("series")["date"].min()
+    assert (starts.max() - starts.min()).days < 10                      # one split in time for every series
+    assert set(json.loads((tmp_path / "f" / "metrics.json").read_text())["beta"]) == {"gru", "naive"}
+    from forecast.commands.predict import predict
+    from forecast.config.settings import PredictConfig
+
+    predictions = predict(PredictConfig(csv=csv))
+    assert [p.origin for p in predictions] == [pd.Timestamp(pd.read_csv(f)["Date"].iloc[-1]) for f in csv.split(",")]
+    assert len({round(float(p.forecasts[0]), 12) for p in predictions}) == 3      # each series its own forecast
+    assert "next trading day, every series" in capsys.readouterr().out
+    two = ",".join(csv.split(",")[:2])
+    assert main(["predict", "--csv", two]) == 2                                  # another panel: no fit of it
+    assert "no finished fit of 'alpha+1'" in capsys.readouterr().err
+    assert main(["predict", "--csv", two, "--run-id", predictions[0].run_id]) == 2
+    assert "is a fit of alpha,beta,gamma, not of the panel alpha,beta" in capsys.readouterr().err
+
+
+def test_a_global_network_is_not_what_a_panel_fit_logs(tmp_path, capsys):
+    assert main(["fit", "--csv", three_calendars(tmp_path), "--model", "gru-global", "--no-track"]) == 2
+    assert "compare global networks in `forecast backtest`, or fit gru" in capsys.readouterr().err

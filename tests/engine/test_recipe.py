@@ -7,7 +7,7 @@ import pytest
 
 from forecast.data.family import Process, process_history, process_innovations
 from forecast.data.load import load_history
-from forecast.commands.fit import epochs_trained
+from forecast.commands.fit_common import epochs_trained
 from forecast.config.settings import DataSettings, NetworkSettings, TrainSettings
 from forecast.data.windows import build_series, make_targets, time_split
 from forecast.engine.forecasters import FitContext, SeedEnsemble, make_forecaster
