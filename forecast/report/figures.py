@@ -158,7 +158,9 @@ def plot_heatmap(table: pd.DataFrame, path: Path, title: str, label: str = "R2 v
     ax.set_xticks(range(len(table.columns)), table.columns, rotation=30, ha="right")
     ax.set_yticks(range(len(table.index)), table.index)
     for (i, j), v in np.ndenumerate(values):
-        ax.text(j, i, "" if np.isnan(v) else f"{v:+.4f}", ha="center", va="center", fontsize=8)
+        dark = not np.isnan(v) and abs(v) > 0.6 * bound            # white on the deepest colours, to stay legible
+        ax.text(j, i, "" if np.isnan(v) else f"{v:+.4f}", ha="center", va="center", fontsize=8,
+                color="white" if dark else "black")
     fig.colorbar(image, ax=ax, label=label)
     ax.set_title(title)
     fig.tight_layout()
