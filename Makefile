@@ -1,9 +1,10 @@
 # Two entry points, each doing all the set-up on a fresh machine:
 #   make run    -> local virtualenv, install, `forecast fit --ticker ^GSPC`
-#   make test   -> local virtualenv, install with test extras (and Debian's postgresql), the whole test suite
+#   make test   -> local virtualenv, install with test and Ray extras (and Debian's postgresql), the whole test suite
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+RAY    := $(VENV)/.installed-ray
 TICKER ?= ^GSPC
 
 .PHONY: setup postgres run test backtest bench clean
@@ -17,6 +18,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Ray, the optional cluster engine (--executor ray): its tests start a real two-node cluster on 127.0.0.1.
+$(RAY): $(STAMP)
+	$(PY) -m pip install -q -e '.[test,ray]'
+	touch $(RAY)
 
 run: setup
 	$(VENV)/bin/forecast fit --ticker '$(TICKER)'
@@ -32,7 +38,7 @@ postgres:
 		fi; \
 	fi
 
-test: setup postgres
+test: setup $(RAY) postgres
 	$(PY) -m pytest -q
 
 backtest: setup

@@ -41,15 +41,18 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
     plan = plan_backtest(cfg, echo)
     record = RunRecord.for_settings(cfg, "backtest", d.source_name, f"backtest-{d.target}", (d.source_name, "backtest"),
                                     echo)
-    with record:
-        tags = data_tags(plan.history, plan.series) | ({"from_sweep": plan.backtest.from_sweep}
-                                                       if plan.backtest.from_sweep else {})
+    b = plan.backtest
+    from ..engine.cluster import executor
+
+    with executor(b.executor, b.ray_address, b.jobs, echo) as cluster, record:
+        tags = data_tags(plan.history, plan.series) | ({"from_sweep": b.from_sweep} if b.from_sweep else {})
         record.tags(tags)
         from ..engine.walkforward import plan_units, run_units
 
         started = time.perf_counter()
-        units = plan_units(plan.entries, plan.folds, plan.backtest.warm_start, cfg.network, cfg.train, plan.setups)
-        results = run_units(units, plan.series, cfg.network, cfg.train, d.lookback, d.horizon, plan.backtest.jobs, echo)
+        units = plan_units(plan.entries, plan.folds, b.warm_start, cfg.network, cfg.train, plan.setups)
+        results = run_units(units, plan.series, cfg.network, cfg.train, d.lookback, d.horizon, b.jobs, echo,
+                            cluster=cluster)
         echo(f"fitted {len(results)} model-folds in {time.perf_counter() - started:.1f}s")
         judged = judge(plan, results, cfg, record)
         _write(record, plan, judged, cfg)

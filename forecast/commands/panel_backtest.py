@@ -65,15 +65,17 @@ def panel_backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
     plan = plan_panel(cfg, echo)
     record = RunRecord.for_settings(cfg, "backtest", d.source_name, f"backtest-{d.target}", (d.source_name, "backtest"),
                                     echo)
-    with record:
-        record.tags(panel_tags(plan.panel) | ({"from_sweep": plan.backtest.from_sweep} if plan.setups else {}))
+    b = plan.backtest
+    from ..engine.cluster import executor
+
+    with executor(b.executor, b.ray_address, b.jobs, echo) as cluster, record:
+        record.tags(panel_tags(plan.panel) | ({"from_sweep": b.from_sweep} if plan.setups else {}))
         from ..engine.walkforward import plan_units, run_units
 
         started = time.perf_counter()
-        units = plan_units(plan.entries, plan.folds, plan.backtest.warm_start, cfg.network, cfg.train, plan.setups,
-                           panel=True)
-        results = run_units(units, plan.panel.series, cfg.network, cfg.train, d.lookback, d.horizon,
-                            plan.backtest.jobs, echo, names=plan.panel.names)
+        units = plan_units(plan.entries, plan.folds, b.warm_start, cfg.network, cfg.train, plan.setups, panel=True)
+        results = run_units(units, plan.panel.series, cfg.network, cfg.train, d.lookback, d.horizon, b.jobs, echo,
+                            names=plan.panel.names, cluster=cluster)
         echo(f"fitted {len(results)} model-folds in {time.perf_counter() - started:.1f}s")
         judged = judge_panel(plan, results, cfg, record)
         _write(record, plan, judged, cfg)

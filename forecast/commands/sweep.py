@@ -95,13 +95,19 @@ def sweep(cfg: SweepConfig, echo: Echo = print) -> SweepResult:
     params = to_flat_dict(cfg) | {"sweep.storage": plan.shown_url}
     record = SweepRecord(out, "sweep", d.source_name, experiment, f"sweep-{base}", params, echo, study=base,
                          studies=list(plan.studies.values()), wait=20.0 if fresh else 0.0)
-    with record:
+    from ..engine.cluster import executor
+
+    with executor(s.executor, s.ray_address, s.jobs, echo) as cluster, record:
+        if cluster is not None:
+            _check_cluster_stores(cluster, plan.shown_url, cfg.track)
         record.tags(panel_tags(data) if isinstance(data, Panel) else data_tags(*data))
         sweep_facts = {"study": base, "storage": plan.shown_url, "studies": plan.names, "sampler": s.sampler,
                        "trials": s.trials, "parent_run": record.run_id, **plan.facts}
         record.json("sweep.json", sweep_facts)
         started = time.perf_counter()
-        rows = _run_workers(plan.work_plan(cfg, record, entries), s.jobs, plan.storage, echo)
+        work = plan.work_plan(cfg, record, entries)
+        rows = (_run_on_ray(work, s.jobs, plan.storage, echo) if cluster is not None else
+                _run_workers(work, s.jobs, plan.storage, echo))
         _speed(rows, time.perf_counter() - started, echo)
         best, trials = _write_results(record, cfg, plan.studies, sweep_facts, echo)
     return SweepResult(record.out, record.run_id, best, trials, rows)
@@ -196,6 +202,93 @@ def _recipe(cfg: SweepConfig) -> str:
             f"distribution={cfg.network.distribution}")
 
 
+def _check_cluster_stores(cluster, storage: str, tracked: bool) -> None:
+    """Stores every machine of the cluster can reach, or one line: a SQLite file lives on one machine."""
+    if cluster.machines < 2:
+        return
+    if storage.startswith("sqlite"):
+        raise ForecastError(f"--executor ray: the cluster has {cluster.machines} machines, and the study storage "
+                            f"{storage} is a file on this one; give --storage postgresql://user@host/db, which every "
+                            f"machine reaches")
+    if tracked and tracking.tracking_uri().startswith("sqlite"):
+        raise ForecastError(f"--executor ray: the cluster has {cluster.machines} machines, and the tracking store "
+                            f"{tracking.shown_uri()} is a file on this one; set MLFLOW_TRACKING_URI to a tracking "
+                            f"server (http://host:5000), or use --no-track")
+
+
+def _run_on_ray(plan, jobs: int, storage, echo: Echo) -> list[dict]:
+    """``jobs`` workers as Ray tasks sharing the studies through their storage; stopped, their unfinished trials
+    are released as the local workers' are (found by the command's token: the tasks ran anywhere)."""
+    import uuid
+
+    from ..engine.cluster import run_tasks
+    from ..sweep import studies as st
+    from ..tracking.store import absolute_uri
+
+    token = uuid.uuid4().hex
+    plan = replace(plan, owner=token, tracking_uri=absolute_uri())
+    rows: list[dict] = []
+    try:
+        for _, got in run_tasks(st.work_on, list(range(jobs)), (plan,), lambda k: f"sweep worker {k}",
+                                on_wait=TrialProgress(plan, echo)):
+            rows += got
+        return rows
+    except BaseException as err:
+        _release_unfinished(err, plan, storage, st.owned_by_command(token), echo)
+        raise
+
+
+class TrialProgress:
+    """Trials finished / wanted and the time left, read from the studies every few seconds: Ray workers report
+    nothing while they run."""
+
+    EVERY = 2.0
+
+    def __init__(self, plan, echo: Echo):
+        self.plan, self.echo, self.started, self.last, self.shown = plan, echo, time.perf_counter(), 0.0, -1
+        self.wanted = plan.trials * len(plan.studies)
+
+    def __call__(self) -> None:
+        import optuna
+
+        from ..sweep import studies as st
+
+        now = time.perf_counter()
+        if now - self.last < self.EVERY:
+            return
+        self.last = now
+        try:
+            storage = st.open_storage(self.plan.storage)
+            done = sum(min(self.plan.trials, st.counts(optuna.load_study(study_name=n, storage=storage))["finished"])
+                       for n in self.plan.studies.values())
+        except Exception:          # progress is a courtesy: a busy storage skips a line
+            return
+        if done != self.shown and done:
+            self.shown = done
+            left = (now - self.started) / done * (self.wanted - done)
+            self.echo(f"  [{done}/{self.wanted}] trials finished" + (f" (about {left:.0f}s left)" if done < self.wanted
+                                                                       else ""))
+
+
+def _release_unfinished(err: BaseException, plan, storage, owned, echo: Echo) -> None:
+    """A stopped or failed sweep: its workers' RUNNING trials marked failed (KILLED runs when stopped) and queued
+    again."""
+    from ..sweep import studies as st
+
+    stopped = isinstance(err, (KeyboardInterrupt, Interrupted))
+    try:
+        released = st.release(storage, list(plan.studies.values()), owned, plan.storage,
+                              "KILLED" if stopped else "FAILED",
+                              "the sweep was stopped" if stopped else f"the sweep failed: {type(err).__name__}")
+    except Exception as trouble:      # the storage went away too: heartbeats will tell the trials dead
+        echo(f"note: the unfinished trials could not be released ({type(trouble).__name__}); after "
+             f"--grace-period any worker fails and retries them")
+    else:
+        if released:
+            echo(f"note: trial(s) {', '.join(map(str, released))} stopped unfinished: marked failed and "
+                 f"queued again, so the next run of this sweep starts with them")
+
+
 def _run_workers(plan, jobs: int, storage, echo: Echo) -> list[dict]:
     """``jobs`` workers (this process for one): each runs trials until the studies are done."""
     from ..engine.workers import cap_jobs, pool_context, worker_pids, worker_pool
@@ -222,19 +315,8 @@ def _run_workers(plan, jobs: int, storage, echo: Echo) -> list[dict]:
     except BaseException as err:
         import psutil
 
-        stopped = isinstance(err, (KeyboardInterrupt, Interrupted))
         psutil.wait_procs([p for p in map(_process, pids - {os.getpid()}) if p], timeout=5)
-        try:
-            released = st.release(storage, list(plan.studies.values()), st.owned_by(pids), plan.storage,
-                                  "KILLED" if stopped else "FAILED",
-                                  "the sweep was stopped" if stopped else f"the sweep failed: {type(err).__name__}")
-        except Exception as trouble:      # the storage went away too: heartbeats will tell the trials dead
-            echo(f"note: the unfinished trials could not be released ({type(trouble).__name__}); after "
-                 f"--grace-period any worker fails and retries them")
-        else:
-            if released:
-                echo(f"note: trial(s) {', '.join(map(str, released))} stopped unfinished: marked failed and "
-                     f"queued again, so the next run of this sweep starts with them")
+        _release_unfinished(err, plan, storage, st.owned_by(pids), echo)
         raise
 
 

@@ -30,6 +30,11 @@ FamilyPart = Literal["tune", "report", "all"]
 Window = Literal["expanding", "rolling"]
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu"]   # Lightning's names
 DistributionFamily = Literal["normal", "student-t"]
+Executor = Literal["local", "ray"]
+EXECUTOR_HELP = ("where the work runs: local (worker processes on this machine, --jobs of them) or ray (Ray tasks: "
+                 "on the cluster at --ray-address or $RAY_ADDRESS, else on a local Ray started for the command)")
+RAY_ADDRESS_HELP = ("--executor ray: the cluster to join, HOST:PORT of its head (or ray://HOST:PORT); default "
+                    "$RAY_ADDRESS, else a Ray started for the command on 127.0.0.1")
 DEFAULT_QUANTILES = [0.01, 0.05, 0.5, 0.95, 0.99]
 
 
@@ -235,7 +240,9 @@ class BacktestSettings:
     train_length: int = option(2520, "rolling window only: training windows per fold (validation included)")
     warm_start: bool = option(False, "start each fold's network from the previous fold's weights (faster refits)")
     cost_bps: float = option(1.0, "trading cost in basis points per unit of turnover")
-    jobs: int = option(1, "worker processes for the folds (results do not depend on it)")
+    jobs: int = option(1, "worker processes for the folds (results do not depend on it); with --executor ray and no cluster, the local Ray's CPUs")
+    executor: Executor = option("local", EXECUTOR_HELP)
+    ray_address: str | None = option(None, RAY_ADDRESS_HELP)
     from_sweep: str | None = option(None, "a `forecast sweep` folder: its networks each with its best settings (best/<model>.yaml) next to the baselines of --models")
 
     def __post_init__(self) -> None:

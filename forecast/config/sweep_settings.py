@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Literal
 
 from ..errors import ForecastError
-from .settings import DataSettings, NetworkSettings, TrainSettings, check_date, check_distribution
+from .settings import (EXECUTOR_HELP, RAY_ADDRESS_HELP, DataSettings, Executor, NetworkSettings, TrainSettings,
+                       check_date, check_distribution)
 from .yaml_io import flag_name, option, require
 
 Sampler = Literal["random", "tpe"]
@@ -79,7 +80,9 @@ class SweepSettings:
     fold_days: int = option(252, "trading days per validation fold (each refit on everything before it)")
     storage: str | None = option(None, "Optuna storage URL, e.g. postgresql://user@host/db for many machines (default: sqlite in --out)")
     study: str | None = option(None, "study name; each model's study is <study>-<model>-<target> (default: the ticker or data source)")
-    jobs: int = option(1, "local worker processes, each running trials one after another")
+    jobs: int = option(1, "workers, each running trials one after another: local processes, or Ray tasks with --executor ray")
+    executor: Executor = option("local", EXECUTOR_HELP)
+    ray_address: str | None = option(None, RAY_ADDRESS_HELP)
     timeout: float | None = option(None, "seconds after which no new trial starts (default: none)")
     heartbeat: int = option(30, "seconds between a running trial's heartbeats in the storage")
     grace_period: int = option(600, "seconds without a heartbeat before a trial counts as dead, is failed and retried (a short one fails live trials)")

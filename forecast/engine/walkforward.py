@@ -260,22 +260,28 @@ def plan_units(entries: list[ModelEntry], folds: list, warm_start: bool, network
 
 def run_units(units: list[Unit], series: FeatureSeries | tuple, network: NetworkSettings, train: TrainSettings,
               lookback: int, horizon: int, jobs: int, echo: Callable[[str], None] = print,
-              names: list[str] | None = None) -> list[UnitResult]:
-    """Run every unit, in this process (``jobs == 1``) or in ``jobs`` worker processes. ``series``: the one
-    series, or a panel's tuple of them (``names``: theirs, for the progress lines)."""
+              names: list[str] | None = None, cluster=None) -> list[UnitResult]:
+    """Run every unit, in this process (``jobs == 1``), in ``jobs`` worker processes, or as Ray tasks on
+    ``cluster`` (a ``cluster.RaySession``: the series and settings sent once). ``series``: the one series, or a
+    panel's tuple of them (``names``: theirs, for the progress lines). Every way gives the same results."""
     args = (series, network, train, lookback, horizon)
     results: list[UnitResult] = []
-    done, total = 0, sum(len(u.folds) for u in units)
+    progress = Progress(sum(len(u.folds) for u in units), echo)
 
     def report(batch: list[UnitResult]) -> None:
-        nonlocal done
         for r in batch:
-            done += 1
             extra = f", {r.epochs} epochs" if r.epochs else ""
             where = f"{names[r.series]:<8} " if names else ""
-            echo(f"  [{done}/{total}] {where}{r.model:<8} fold {r.fold}: {r.seconds:.1f}s{extra}")
+            progress.step(f"{where}{r.model:<8} fold {r.fold}: {r.seconds:.1f}s{extra}")
         results.extend(batch)
 
+    if cluster is not None:
+        from .cluster import run_tasks
+
+        gpus = 1.0 if train.accelerator in ("gpu", "cuda") else 0.0
+        for _, batch in run_tasks(run_unit, units, args, lambda u: describe_unit(u, names), gpus=gpus):
+            report(batch)
+        return results
     jobs, note = cap_jobs(jobs, len(units))
     if note:
         echo(f"note: {note}")
@@ -288,3 +294,30 @@ def run_units(units: list[Unit], series: FeatureSeries | tuple, network: Network
         for future in as_completed(futures):
             report(future.result())
     return results
+
+
+def describe_unit(unit: Unit, names: list[str] | None = None) -> str:
+    """A unit for people: its model, folds and (on a panel) series."""
+    folds = ",".join(str(f.number) for f in unit.folds)
+    where = sorted({names[i] for i in unit.series}) if names and unit.series else []
+    return f"{unit.entry.name} fold{'s' if len(unit.folds) > 1 else ''} {folds}" + (f" of {', '.join(where)}"
+                                                                                     if where else "")
+
+
+class Progress:
+    """``[done/total] line, about T left``: the time left from the pace so far."""
+
+    def __init__(self, total: int, echo: Callable[[str], None]):
+        self.total, self.done, self.echo, self.started = total, 0, echo, time.perf_counter()
+
+    def step(self, line: str) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        eta = f"  (about {_duration(left)} left)" if self.done < self.total else ""
+        self.echo(f"  [{self.done}/{self.total}] {line}{eta}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

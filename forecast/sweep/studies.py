@@ -32,6 +32,7 @@ from ..models import ModelEntry
 from .trial_runs import WORKER_ATTR, TrialRuns, end_trial_run
 from .objective import Evaluation, Objective
 
+OWNER = "owner"
 FACT = "forecast."      # prefix of the studies' user attributes
 
 
@@ -212,6 +213,11 @@ def _release(study, owned: Callable[[dict], bool], spec: StorageSpec, status: st
     return released
 
 
+def owned_by_command(token: str) -> Callable[[dict], bool]:
+    """The trials of the workers a command started wherever they ran (Ray tasks on other machines)."""
+    return lambda attrs: attrs.get(OWNER) == token
+
+
 def owned_by(pids: set[int]) -> Callable[[dict], bool]:
     host = socket.gethostname()
     return lambda attrs: attrs.get(store.TAG_HOST) == host and attrs.get(store.TAG_PID, "") in {str(p) for p in pids}
@@ -233,6 +239,8 @@ class WorkPlan:
     deadline: float | None            # time.time() after which no trial starts
     evaluation: Evaluation
     runs: TrialRuns | None
+    owner: str | None = None          # the command's token in its trials' worker attributes (Ray workers: whose)
+    tracking_uri: str | None = None   # Ray workers: the tracking store, the same from any working folder
 
 
 def make_sampler(kind: str, seed: int):
@@ -260,7 +268,7 @@ def work(plan: WorkPlan, worker: int = 0, echo: Callable[[str], None] | None = N
 
     echo = echo or (lambda line: print(line, flush=True))
     storage = open_storage(plan.storage)
-    who = store.identity_tags()
+    who = store.identity_tags() | ({OWNER: plan.owner} if plan.owner else {})
     poll = max(1, min(5, plan.storage.heartbeat))
     done: list[dict] = []
     pending = {entry.name: _open(plan, entry, storage, worker, who) for entry in plan.entries}
@@ -289,6 +297,13 @@ def work(plan: WorkPlan, worker: int = 0, echo: Callable[[str], None] | None = N
         if pending and not ran:
             time.sleep(poll)
     return done
+
+
+def work_on(worker: int, plan: WorkPlan) -> list[dict]:
+    """``work`` as a task (its worker's number first) in a process started elsewhere, in another folder."""
+    if plan.tracking_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = plan.tracking_uri
+    return work(plan, worker)
 
 
 def _open(plan: WorkPlan, entry: ModelEntry, storage, worker: int, who: dict[str, str]):

@@ -39,6 +39,13 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+def absolute_uri() -> str:
+    """``tracking_uri()`` that means the same from any working folder (a SQLite file's path made absolute): what
+    processes started elsewhere (Ray workers) are given."""
+    path = sqlite_path()
+    return f"sqlite:///{path.resolve()}" if path is not None and not path.is_absolute() else tracking_uri()
+
+
 def shown_uri() -> str:
     """The store's URI as messages, logs and files show it: a password masked (``user:***@host``)."""
     return redact(tracking_uri())
