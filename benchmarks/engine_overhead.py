@@ -1,7 +1,7 @@
 """What running on Ray costs: the reference backtest with ``--executor local`` and ``--executor ray`` on this machine.
 
     forecast backtest --ticker ^GSPC --models rnn,lstm,gru,naive,ridge --test-start 2015-01-01 --jobs 2
-    (bundled data, the same command as benchmarks/backtest_speed.py), once per executor, one after the other
+    (bundled data, MLflow included: the same command as benchmarks/backtest_speed.py), once per executor
 
     python benchmarks/engine_overhead.py [--json] [--jobs 2] [--scaling 1,4]
 
@@ -31,7 +31,7 @@ TARGET = 1.15
 def run(command: list[str], executor: str, jobs: int, folder: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {
         "FORECAST_CACHE_DIR": os.path.join(folder, "cache")}
-    args = [sys.executable, "-m", "forecast", *command, "--offline", "--no-track", "--jobs", str(jobs),
+    args = [sys.executable, "-m", "forecast", *command, "--offline", "--jobs", str(jobs),
             "--executor", executor, "--out", f"out-{executor}-{jobs}"]
     started = time.perf_counter()
     done = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True)

@@ -52,7 +52,7 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
         started = time.perf_counter()
         units = plan_units(plan.entries, plan.folds, b.warm_start, cfg.network, cfg.train, plan.setups)
         results = run_units(units, plan.series, cfg.network, cfg.train, d.lookback, d.horizon, b.jobs, echo,
-                            cluster=cluster)
+                            cluster=cluster, on_epochs=record.unit_epochs())
         echo(f"fitted {len(results)} model-folds in {time.perf_counter() - started:.1f}s")
         judged = judge(plan, results, cfg, record)
         _write(record, plan, judged, cfg)

@@ -75,7 +75,7 @@ def panel_backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
         started = time.perf_counter()
         units = plan_units(plan.entries, plan.folds, b.warm_start, cfg.network, cfg.train, plan.setups, panel=True)
         results = run_units(units, plan.panel.series, cfg.network, cfg.train, d.lookback, d.horizon, b.jobs, echo,
-                            names=plan.panel.names, cluster=cluster)
+                            names=plan.panel.names, cluster=cluster, on_epochs=record.unit_epochs(plan.panel.names))
         echo(f"fitted {len(results)} model-folds in {time.perf_counter() - started:.1f}s")
         judged = judge_panel(plan, results, cfg, record)
         _write(record, plan, judged, cfg)

@@ -116,12 +116,9 @@ def check_reachable(address: str) -> None:
 
 def check_versions(ray) -> None:
     """Every alive node imports this toolkit's version and this torch build, or a one-line error naming it."""
-    import torch
-
-    from .. import __version__
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = (__version__, torch.__version__)
+    here = _versions()
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     probe = ray.remote(num_cpus=0)(_versions)
     found = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
@@ -134,11 +131,12 @@ def check_versions(ray) -> None:
 
 
 def _versions() -> tuple[str, str]:
+    """This process's toolkit and torch versions, as installed."""
+    from importlib.metadata import version
+
     import torch
 
-    from .. import __version__
-
-    return __version__, torch.__version__
+    return version("forecast"), torch.__version__
 
 
 def _describe(ray, address: str | None, started: bool) -> RaySession:

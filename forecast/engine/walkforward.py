@@ -12,7 +12,7 @@ the number of workers, so results do not depend on ``--jobs``.
 from __future__ import annotations
 
 import time
-from concurrent.futures import as_completed
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -28,6 +28,7 @@ from .forecasters import FitContext, SeedEnsemble, make_forecaster
 from .global_networks import make_global
 from .population import fit_forecasters, population_size
 from ..models import ModelEntry
+from .epochs import Direct, drain, process_channel, ray_channel, tagged
 from .workers import cap_jobs, pool_context, worker_pool
 
 
@@ -130,7 +131,7 @@ class UnitResult:
 
 
 def run_unit(unit: Unit, series: FeatureSeries | tuple, network: NetworkSettings, train: TrainSettings, lookback: int,
-             horizon: int) -> list[UnitResult]:
+             horizon: int, channel=None) -> list[UnitResult]:
     """``fit_unit`` on one torch thread, as every unit of a backtest runs (in this process or a worker): a CPU
     kernel's summation order depends on its thread count, and results must not depend on --jobs. Cores are
     used by running units side by side (--jobs)."""
@@ -143,33 +144,39 @@ def run_unit(unit: Unit, series: FeatureSeries | tuple, network: NetworkSettings
     first = unit.data(series)[0]
     try:
         return fit_unit(unit, series, network, train, FitContext(first.feature_names, first.target_name, lookback,
-                                                                 horizon))
+                                                                 horizon), channel=channel)
     finally:
         torch.set_num_threads(threads)
+        flush = getattr(channel, "flush", None)       # a Ray channel: the unit's rows in the queue before it returns
+        if flush is not None:
+            flush()
 
 
 def fit_unit(unit: Unit, series: FeatureSeries | tuple, network: NetworkSettings, train: TrainSettings,
-             ctx: FitContext, progress: bool = False, on_epoch=None, keep_model: bool = False) -> list[UnitResult]:
+             ctx: FitContext, progress: bool = False, on_epoch=None, keep_model: bool = False,
+             channel=None) -> list[UnitResult]:
     """The one path from a model to its forecasts, for a backtest's folds (a panel's too: each fold on its own
     series) and for ``fit`` (one fold): refit on each fold's training part, forecast its test part in one pass
     (a distribution's mean where there is one, each seed's forecasts for a seed ensemble), chain the weights
     from fold to fold with warm starts. In a population unit every network of every fold (seeds, restarts)
-    trains as one; warm-started folds are chained, so only a fold's seeds train together."""
+    trains as one; warm-started folds are chained, so only a fold's seeds train together. ``on_epoch``: each
+    epoch's losses (``fit``); ``channel``: where they go tagged with model, fold and series (``epochs``)."""
     data = unit.data(series)
     where = unit.series or (0,) * len(unit.folds)
     if unit.entry.scope == "global" and unit.series:
         laid = shared_layout(list(series))          # one input layout for every series the network reads
         return fit_global_unit(unit, [laid[i] for i in unit.series], where, len(series), network, train, ctx,
-                               progress, keep_model)
+                               progress, keep_model, channel)
 
-    def forecaster(fold: Fold, own: FeatureSeries, state=None):
+    def forecaster(fold: Fold, own: FeatureSeries, i: int, state=None):
         context = replace(ctx, fold=fold.number, feature_names=own.feature_names)
+        hook = tagged(channel, model=unit.entry.name, fold=fold.number, series=i) if channel is not None else on_epoch
         return make_forecaster(unit.entry, network, train, context, init_state=state, progress=progress,
-                               on_epoch=on_epoch)
+                               on_epoch=hook)
 
     if unit.population > 1 and not unit.warm_start:
         start = time.perf_counter()
-        models = [forecaster(fold, own) for fold, own in zip(unit.folds, data)]
+        models = [forecaster(fold, own, i) for fold, own, i in zip(unit.folds, data, where)]
         fit_forecasters([(m, own, fold.split) for m, fold, own in zip(models, unit.folds, data)], unit.population,
                         train, progress)
         seconds = (time.perf_counter() - start) / len(unit.folds)
@@ -178,7 +185,7 @@ def fit_unit(unit: Unit, series: FeatureSeries | tuple, network: NetworkSettings
     results, state = [], None
     for fold, own, i in zip(unit.folds, data, where):
         start = time.perf_counter()
-        model = forecaster(fold, own, state)
+        model = forecaster(fold, own, i, state)
         fit_forecasters([(model, own, fold.split)], unit.population, train, progress)
         if unit.warm_start and unit.entry.kind == "network":
             state = model.state()
@@ -187,7 +194,8 @@ def fit_unit(unit: Unit, series: FeatureSeries | tuple, network: NetworkSettings
 
 
 def fit_global_unit(unit: Unit, data: list, where: tuple, n_series: int, network: NetworkSettings,
-                    train: TrainSettings, ctx: FitContext, progress: bool, keep_model: bool) -> list[UnitResult]:
+                    train: TrainSettings, ctx: FitContext, progress: bool, keep_model: bool,
+                    channel=None) -> list[UnitResult]:
     """A global network's folds of a panel: per fold number one network (per seed) on every series' split of
     that fold, all of them members of populations; then each series' forecasts of each fold."""
     start = time.perf_counter()
@@ -197,7 +205,8 @@ def fit_global_unit(unit: Unit, data: list, where: tuple, n_series: int, network
         sources = [(own, fold.split, i) for fold, own, i in zip(unit.folds, data, where) if fold.number == number]
         context = replace(ctx, fold=number, feature_names=sources[0][0].feature_names)
         models[number] = make_global(unit.entry, network, train, context, sources,
-                                     n_series if network.series_embedding else 0, progress)
+                                     n_series if network.series_embedding else 0, progress,
+                                     tagged(channel, model=unit.entry.name, fold=number, series=None))
     first = [(m.members[0] if isinstance(m, SeedEnsemble) else m).sources[0] for m in models.values()]
     fit_forecasters([(m, own, split) for m, (own, split, _) in zip(models.values(), first)], unit.population, train,
                     progress)
@@ -260,10 +269,11 @@ def plan_units(entries: list[ModelEntry], folds: list, warm_start: bool, network
 
 def run_units(units: list[Unit], series: FeatureSeries | tuple, network: NetworkSettings, train: TrainSettings,
               lookback: int, horizon: int, jobs: int, echo: Callable[[str], None] = print,
-              names: list[str] | None = None, cluster=None) -> list[UnitResult]:
+              names: list[str] | None = None, cluster=None, on_epochs=None) -> list[UnitResult]:
     """Run every unit, in this process (``jobs == 1``), in ``jobs`` worker processes, or as Ray tasks on
     ``cluster`` (a ``cluster.RaySession``: the series and settings sent once). ``series``: the one series, or a
-    panel's tuple of them (``names``: theirs, for the progress lines). Every way gives the same results."""
+    panel's tuple of them (``names``: theirs, for the progress lines). Every way gives the same results.
+    ``on_epochs``: called with the epoch rows of the units still training, as they come (``epochs``)."""
     args = (series, network, train, lookback, horizon)
     results: list[UnitResult] = []
     progress = Progress(sum(len(u.folds) for u in units), echo)
@@ -279,20 +289,29 @@ def run_units(units: list[Unit], series: FeatureSeries | tuple, network: Network
         from .cluster import run_tasks
 
         gpus = 1.0 if train.accelerator in ("gpu", "cuda") else 0.0
-        for _, batch in run_tasks(run_unit, units, args, lambda u: describe_unit(u, names), gpus=gpus):
-            report(batch)
+        with ray_channel(on_epochs) as channel:
+            waiting = (lambda: drain(channel, on_epochs)) if channel is not None else None
+            for _, batch in run_tasks(run_unit, units, (*args, channel), lambda u: describe_unit(u, names),
+                                      gpus=gpus, on_wait=waiting):
+                report(batch)
         return results
     jobs, note = cap_jobs(jobs, len(units))
     if note:
         echo(f"note: {note}")
     if jobs == 1:
+        channel = Direct(on_epochs) if on_epochs is not None else None
         for unit in units:
-            report(run_unit(unit, *args))
+            report(run_unit(unit, *args, channel))
         return results
-    with worker_pool(jobs, pool_context(train.accelerator)) as pool:
-        futures = [pool.submit(run_unit, unit, *args) for unit in units]
-        for future in as_completed(futures):
-            report(future.result())
+    context = pool_context(train.accelerator)
+    with process_channel(context, on_epochs) as channel, worker_pool(jobs, context) as pool:
+        pending = {pool.submit(run_unit, unit, *args, channel) for unit in units}
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            if channel is not None:
+                drain(channel, on_epochs)
+            for future in done:
+                report(future.result())
     return results
 
 

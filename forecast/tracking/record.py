@@ -152,6 +152,24 @@ class RunRecord:
                          int(row["epoch"]))
         return log
 
+    def unit_epochs(self, names: list[str] | None = None) -> Callable[[list[dict]], None] | None:
+        """A backtest's hook for the epoch rows of its units (``engine.epochs``), logged to this run as they come:
+        ``epochs.<model>.fold<k>[.<series>][.seed<s>][.restart<r>].val_loss`` (and ``train_loss``), step = epoch.
+        None when nothing is tracked."""
+        if not self.run_id:
+            return None
+
+        def log(rows: list[dict]) -> None:
+            metrics = []
+            for row in rows:
+                where = f".{series_slug(names[row['series']])}" if names and row.get("series") is not None else ""
+                key = (f"epochs.{row['model']}.fold{row['fold']}{where}.seed{row.get('seed', 0)}"
+                       + (f".restart{row['restart']}" if row.get("restart") else ""))
+                metrics += [(f"{key}.{loss}", row[loss], int(row["epoch"])) for loss in ("train_loss", "val_loss")
+                            if loss in row]
+            tracking.log_metric_rows(metrics)
+        return log
+
     # -------------------------------------------------------------- files
 
     def commit(self, name: str, write: Callable[[Path], Any]) -> Path:

@@ -129,6 +129,20 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
         _mlflow().log_metrics(values, step=step)
 
 
+def log_metric_rows(rows: list[tuple[str, float, int]]) -> None:
+    """Metrics of the active run, each with its own step (``(key, value, step)``), in one request."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, float(value), now, int(step)) for key, value, step in rows if value == value and
+               abs(float(value)) != float("inf")]
+    if metrics:
+        mlflow = _mlflow()
+        client().log_batch(mlflow.active_run().info.run_id, metrics=metrics)
+
+
 def log_files(paths: list[Path], root: Path | None = None) -> None:
     """Exactly these files as artifacts of the active run (never a whole folder), in their folders under ``root``."""
     mlflow = _mlflow()

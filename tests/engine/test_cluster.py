@@ -52,12 +52,20 @@ def test_every_node_is_on_loopback_and_a_panel_backtest_gives_the_local_predicti
         ray.shutdown()
     assert addresses == {"127.0.0.1"}, f"a Ray node is bound to {addresses}: the tests send nothing off this host"
     assert main([*PANEL, "--out", "local"]) == 0
-    assert main([*PANEL, "--executor", "ray", "--ray-address", cluster.address, "--out", "ray"]) == 0
+    tracked = [a for a in PANEL if a != "--no-track"]
+    assert main([*tracked, "--executor", "ray", "--ray-address", cluster.address, "--out", "ray"]) == 0
     out = capsys.readouterr().out
     assert f"ray: the Ray cluster at {cluster.address}: 2 node(s) on 1 machine(s), 2 CPU(s)" in out
     assert "left)" in out                                  # progress: done / total and the time left
     local, remote = ((tmp_path / name / "predictions.csv").read_bytes() for name in ("local", "ray"))
     assert local == remote
+    import mlflow                                          # epoch losses streamed from the tasks to the run
+
+    [run] = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`forecast.kind` = 'backtest'",
+                               output_format="list")
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "epochs.gru.fold1.sim-follow.seed42.val_loss")
+    assert [m.step for m in history] == [0, 1, 2]
+    assert "epochs.gru-global.fold1.seed42.val_loss" in run.data.metrics
 
 
 def test_a_node_lost_mid_run_changes_no_result(cluster, tmp_path):
@@ -163,9 +171,9 @@ def test_ctrl_c_stops_every_task_and_the_ray_the_command_started(tmp_path):
             proc.kill()
     gone, alive = psutil.wait_procs(list(family), timeout=20)
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], [p.cmdline() for p in alive]
-    import mlflow
+    from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = mlflow.search_runs(search_all_experiments=True)
-    assert set(runs["status"]) == {"KILLED"}
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")     # not the session's store
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert runs and {r.info.status for r in runs} == {"KILLED"}
     assert not (tmp_path / "stopped" / "predictions.csv").exists()

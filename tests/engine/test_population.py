@@ -199,7 +199,7 @@ def test_backtest_populations_do_not_depend_on_jobs_and_match_one_at_a_time(tmp_
     import pandas as pd
 
     assert cli_backtest("one", "--population", "4") == 0, capsys.readouterr().err
-    assert cli_backtest("two", "--population", "4", "--jobs", "2", "--no-track") == 0
+    assert cli_backtest("two", "--population", "4", "--jobs", "2") == 0
     assert cli_backtest("alone", "--population", "1", "--no-track") == 0
     assert (tmp_path / "one" / "predictions.csv").read_bytes() == (tmp_path / "two" / "predictions.csv").read_bytes()
     together, alone = (pd.read_csv(tmp_path / name / "predictions.csv") for name in ("one", "alone"))
@@ -208,6 +208,11 @@ def test_backtest_populations_do_not_depend_on_jobs_and_match_one_at_a_time(tmp_
     parent = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
               if "train.population" in r.data.params]
     assert parent and parent[0].data.params["train.population"] == "4"
+    # each epoch's losses, from this process (--jobs 1) or the workers (--jobs 2), logged to the run as they came
+    curves = [{k for k in r.data.metrics if k.startswith("epochs.")} for r in parent]
+    assert len(curves) == 2 and curves[0] == curves[1] and "epochs.gru.fold1.seed1.val_loss" in curves[0]
+    history = mlflow.MlflowClient().get_metric_history(parent[0].info.run_id, "epochs.lstm.fold2.seed0.train_loss")
+    assert [m.step for m in history] == [0, 1, 2]
 
 
 def test_a_bad_population_is_one_line(capsys):
