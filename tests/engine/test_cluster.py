@@ -177,3 +177,20 @@ def test_ctrl_c_stops_every_task_and_the_ray_the_command_started(tmp_path):
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert runs and {r.info.status for r in runs} == {"KILLED"}
     assert not (tmp_path / "stopped" / "predictions.csv").exists()
+
+
+def test_a_sweep_across_machines_needs_stores_every_machine_reaches(monkeypatch):
+    """A cluster whose nodes are on two machines: a SQLite study or tracking store (a file on one of them) is one
+    line; PostgreSQL and a tracking server pass."""
+    from forecast.commands.sweep import _check_cluster_stores
+    from forecast.engine.cluster import RaySession
+    from forecast.errors import ForecastError
+
+    two = RaySession("10.0.0.5:6379", False, nodes=3, machines=2, cpus=48, gpus=0)
+    with pytest.raises(ForecastError, match="the study storage sqlite:///x.db is a file on this one"):
+        _check_cluster_stores(two, "sqlite:///x.db", tracked=False)
+    with pytest.raises(ForecastError, match="set MLFLOW_TRACKING_URI to a tracking server"):
+        _check_cluster_stores(two, "postgresql://u@db/s", tracked=True)     # the test's store is a SQLite file
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    _check_cluster_stores(two, "postgresql://u@db/s", tracked=True)
+    _check_cluster_stores(RaySession("127.0.0.1:1", True, 2, 1, 2, 0), "sqlite:///x.db", tracked=True)   # one machine
