@@ -125,7 +125,14 @@ class RunRecord:
                 status = "FINISHED" if error is None else "KILLED" if stopped else "FAILED"
                 if error is None:
                     tracking.log_files([self.out / p for p in self.files], self.out)
-                tracking.end_run(status)
+                try:
+                    tracking.end_run(status)
+                except Exception as trouble:
+                    if error is None:
+                        raise
+                    # Already failing or stopped: say so, keep the first error (and its exit code).
+                    self.echo(f"note: the MLflow run could not be marked {status} ({type(trouble).__name__}); the "
+                              f"next command that opens the store marks it FAILED, its process being gone")
         if error is None:
             listed = ", ".join(p.as_posix() for p in self.files if p.name != MANIFEST)
             self.echo(f"\noutputs: {self.out}/ ({listed})")

@@ -7,6 +7,8 @@ tracking server.
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 import os
 from pathlib import Path
@@ -114,9 +116,39 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str], params: dict
     return run
 
 
-def end_run(status: str = "FINISHED") -> None:
-    """Close the active run as FINISHED, FAILED or KILLED."""
-    _mlflow().end_run(status=status)
+def end_run(status: str = "FINISHED", attempts: int = 3) -> None:
+    """Close the active run as FINISHED, FAILED or KILLED. A store that will not take it at once (a SQLite write
+    cut short by Ctrl-C can leave a pooled connection mid-transaction, holding the lock) is tried again on fresh
+    connections."""
+    import time
+
+    mlflow = _mlflow()
+    if status != "FINISHED":      # stopped or failed, perhaps inside a write: no abandoned connection left to wait on
+        _fresh_connections()
+    for attempt in range(attempts):
+        try:
+            mlflow.end_run(status=status)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            _fresh_connections()
+            time.sleep(0.5)
+
+
+def _fresh_connections() -> None:
+    """Drop the tracking store's pooled database connections (each next use opens a new one), and collect the
+    one an interrupted write abandoned: SQLAlchemy invalidates it without closing it, so its lock lasts until
+    it is collected."""
+    import gc
+
+    with contextlib.suppress(Exception):
+        from mlflow.tracking._tracking_service.utils import _get_store
+
+        engine = getattr(_get_store(), "engine", None)
+        if engine is not None:
+            engine.dispose()
+    gc.collect()
 
 
 def set_tags(tags: dict[str, Any]) -> None:
