@@ -28,11 +28,11 @@ PANEL = ["backtest", "--csv", "{panel}", "--models", "rnn,lstm,gru,gru-global,na
 TARGET = 1.15
 
 
-def run(command: list[str], executor: str, jobs: int, folder: str) -> dict:
+def run(command: list[str], executor: str, jobs: int, folder: str, label: str = "reference") -> dict:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {
         "FORECAST_CACHE_DIR": os.path.join(folder, "cache")}
     args = [sys.executable, "-m", "forecast", *command, "--offline", "--jobs", str(jobs),
-            "--executor", executor, "--out", f"out-{executor}-{jobs}"]
+            "--executor", executor, "--out", f"out-{label}-{executor}-{jobs}"]
     started = time.perf_counter()
     done = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -43,7 +43,7 @@ def run(command: list[str], executor: str, jobs: int, folder: str) -> dict:
     startup = float(ready.group(1)) if ready else 0.0
     return {"executor": executor, "jobs": jobs, "wall_s": round(wall, 2), "startup_s": startup,
             "wall_after_startup_s": round(wall - startup, 2), "units_s": float(fitted.group(1)) if fitted else None,
-            "predictions": os.path.join(folder, f"out-{executor}-{jobs}", "predictions.csv")}
+            "predictions": os.path.join(folder, f"out-{label}-{executor}-{jobs}", "predictions.csv")}
 
 
 def simulated_panel(folder: str) -> str:
@@ -75,7 +75,7 @@ def main() -> None:
                   "identical_predictions": same}
         if args.scaling:
             panel = [a.replace("{panel}", simulated_panel(folder)) for a in PANEL]
-            runs = [run(panel, "ray", int(k), folder) for k in args.scaling.split(",")]
+            runs = [run(panel, "ray", int(k), folder, "panel") for k in args.scaling.split(",")]
             for r in runs:
                 r.pop("predictions")
             report["scaling"] = {"command": "forecast " + " ".join(PANEL), "runs": runs,

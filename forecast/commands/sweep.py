@@ -221,7 +221,7 @@ def _run_on_ray(plan, jobs: int, storage, echo: Echo) -> list[dict]:
     are released as the local workers' are (found by the command's token: the tasks ran anywhere)."""
     import uuid
 
-    from ..engine.cluster import run_tasks
+    from ..engine.cluster import run_tasks, task_gpus
     from ..sweep import studies as st
     from ..tracking.store import absolute_uri
 
@@ -230,7 +230,7 @@ def _run_on_ray(plan, jobs: int, storage, echo: Echo) -> list[dict]:
     rows: list[dict] = []
     try:
         for _, got in run_tasks(st.work_on, list(range(jobs)), (plan,), lambda k: f"sweep worker {k}",
-                                on_wait=TrialProgress(plan, echo)):
+                                gpus=task_gpus(plan.evaluation.train.accelerator), on_wait=TrialProgress(plan, echo)):
             rows += got
         return rows
     except BaseException as err:

@@ -146,6 +146,11 @@ def _describe(ray, address: str | None, started: bool) -> RaySession:
                       len({n["NodeManagerAddress"] for n in nodes}), int(total.get("CPU", 0)), int(total.get("GPU", 0)))
 
 
+def task_gpus(accelerator: str) -> float:
+    """GPUs a task asks Ray for: one with ``--accelerator gpu`` (or cuda), none otherwise."""
+    return 1.0 if accelerator in ("gpu", "cuda") else 0.0
+
+
 def run_tasks(fn: Callable, items: list, shared: tuple, name: Callable[[object], str], gpus: float = 0.0,
               retries: int = TASK_RETRIES, on_wait: Callable[[], None] | None = None) -> Iterator[tuple[object, object]]:
     """``(item, fn(item, *shared))`` for every item, in the order the tasks finish; ``shared`` goes to the object

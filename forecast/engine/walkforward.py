@@ -286,13 +286,12 @@ def run_units(units: list[Unit], series: FeatureSeries | tuple, network: Network
         results.extend(batch)
 
     if cluster is not None:
-        from .cluster import run_tasks
+        from .cluster import run_tasks, task_gpus
 
-        gpus = 1.0 if train.accelerator in ("gpu", "cuda") else 0.0
         with ray_channel(on_epochs) as channel:
             waiting = (lambda: drain(channel, on_epochs)) if channel is not None else None
             for _, batch in run_tasks(run_unit, units, (*args, channel), lambda u: describe_unit(u, names),
-                                      gpus=gpus, on_wait=waiting):
+                                      gpus=task_gpus(train.accelerator), on_wait=waiting):
                 report(batch)
         return results
     jobs, note = cap_jobs(jobs, len(units))
