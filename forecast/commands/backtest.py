@@ -14,20 +14,18 @@ from pathlib import Path
 import pandas as pd
 
 from ..config.settings import BacktestConfig
-from .backtest_judge import TAG_MODEL_RUN, BacktestResult, Judgement, Plan, judge
+from .backtest_judge import TAG_MODEL_RUN, BacktestResult, Judgement, Plan, judge, plan_models
 from ..console import Echo
 from ..data.load import load_data
 from ..data.panels import is_panel
 from ..evaluate.scores import NAIVE, trading_rows
-from ..models import get_entry, parse_models, unique_models
-from ..models.custom import check_custom_cells, load_cell
+from ..models.custom import check_custom_cells
 from ..report.figures import plot_cumulative_sse_difference, plot_equity, plot_fold_bars, plot_forecasts
 from ..report.html import html_report
 from ..report.prose import backtest_intro, tuned_line
 from ..report.tables import text_table
 from ..tracking import runs as tracking
 from ..tracking.record import RunRecord, data_tags
-from .backtest_distribution import add_reference_distribution, forecasts_distributions
 
 BOARD_COLUMNS = ["rmse", "mae", "r2_oos", "dir_acc", "always_up_hit_rate", "pt_pvalue", "dm_pvalue", "mcs_pvalue"]
 
@@ -66,28 +64,15 @@ def backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
 
 def plan_backtest(cfg: BacktestConfig, echo: Echo = print) -> Plan:
     """Models checked, data loaded, folds made: every bad input is a one-line error before a run opens."""
-    d, b = cfg.data, cfg.backtest
-    setups = {}
-    if b.from_sweep:
-        from ..sweep.results import from_sweep
-
-        b, setups = from_sweep(cfg, echo)
-    entries = parse_models(unique_models(b.models, echo), d.target)
-    if NAIVE not in [e.name for e in entries]:
-        entries.append(get_entry(NAIVE))
-    distributional = forecasts_distributions(entries, d.target, cfg.network.distribution)
-    if distributional:
-        add_reference_distribution(entries, echo)
-    for entry in entries:
-        if entry.custom:
-            load_cell(entry.cell)          # a user's class: a one-line error now, not in a worker
+    d = cfg.data
+    models = plan_models(cfg, echo)
+    b, setups, entries = models.backtest, models.setups, models.entries
     history, series = load_data(d, echo)
     check_custom_cells([e for e in entries if e.name not in setups], len(series.feature_names), cfg.network, d.lookback)
     from ..engine.walkforward import make_folds
 
-    # The longest lookback in play: every model trains on the same days and forecasts the same days.
-    folds = make_folds(series, max([d.lookback] + [s.lookback for s in setups.values()]), d.horizon, b, d.val_fraction)
-    plan = Plan(entries, history, series, folds, b, setups, distributional)
+    folds = make_folds(series, max(d.lookback, models.lookback), d.horizon, b, d.val_fraction)
+    plan = Plan(entries, history, series, folds, b, setups, models.distributional)
     first, last = plan.days
     echo(f"backtest: {len(folds)} folds of up to {b.refit_every} days, {first:%Y-%m-%d} to {last:%Y-%m-%d}, "
          f"{b.window} training window{', warm starts' if b.warm_start else ''}, {b.jobs} job(s); "

@@ -11,9 +11,11 @@ import pandas as pd
 
 from ..config.settings import BacktestConfig
 from ..evaluate.results import collect, seed_rmse
-from ..evaluate.scores import leaderboard, multiple_comparison, score_points, trading_table
+from ..evaluate.scores import NAIVE, leaderboard, multiple_comparison, score_points, trading_table
+from ..models import get_entry, parse_models, unique_models
+from ..models.custom import load_cell
 from ..tracking.record import RunRecord
-from .backtest_distribution import distribution_section
+from .backtest_distribution import add_reference_distribution, distribution_section, forecasts_distributions
 
 TAG_MODEL_RUN = "backtest-model"
 
@@ -67,6 +69,44 @@ class Judgement:
     @property
     def overall(self) -> dict:
         return self.section.overall(self.metrics) if self.section else self.metrics
+
+
+@dataclass
+class ModelPlan:
+    """The models a backtest compares: its settings in force, each tuned network's own settings, the entries."""
+
+    backtest: object                       # --from-sweep: its test start and models
+    setups: dict
+    entries: list                          # naive (and riskmetrics for distributions) added
+    distributional: bool
+
+    @property
+    def lookback(self) -> int:
+        """Every model forecasts the same days: the folds are made with the longest lookback in play."""
+        return max([s.lookback for s in self.setups.values()], default=0)
+
+
+def plan_models(cfg: BacktestConfig, echo, check=None) -> ModelPlan:
+    """--from-sweep read, --models parsed (``check``: a caller's refusals of the parsed entries), naive and the
+    reference distribution added, users' cells imported: a one-line error now, not in a worker."""
+    d, b = cfg.data, cfg.backtest
+    setups = {}
+    if b.from_sweep:
+        from ..sweep.results import from_sweep
+
+        b, setups = from_sweep(cfg, echo)
+    entries = parse_models(unique_models(b.models, echo), d.target)
+    if check is not None:
+        check(entries)
+    if NAIVE not in [e.name for e in entries]:
+        entries.append(get_entry(NAIVE))
+    distributional = forecasts_distributions(entries, d.target, cfg.network.distribution)
+    if distributional:
+        add_reference_distribution(entries, echo)
+    for entry in entries:
+        if entry.custom:
+            load_cell(entry.cell)
+    return ModelPlan(b, setups, entries, distributional)
 
 
 def judge(plan: Plan, results: list, cfg: BacktestConfig, record: RunRecord) -> Judgement:

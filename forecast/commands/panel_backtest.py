@@ -22,16 +22,14 @@ from ..stats.cross_section import UNINFORMED_RPS
 from ..evaluate.panel import (cross_sectional, holm_table, pooled_scores, portfolio_trading, r2_table,
                               ranked_probability)
 from ..evaluate.scores import NAIVE, trading_rows
-from ..models import get_entry, parse_models, unique_models
-from ..models.custom import check_custom_cells, load_cell
+from ..models.custom import check_custom_cells
 from ..report.figures import plot_equity, plot_heatmap
 from ..report.html import html_report
 from ..report.prose import tuned_line
 from ..report.tables import text_table
 from ..tracking import runs as tracking
 from ..tracking.record import RunRecord, panel_tags, series_slug
-from .backtest_distribution import add_reference_distribution, forecasts_distributions
-from .backtest_judge import TAG_MODEL_RUN, BacktestResult, Judgement, Plan, judge
+from .backtest_judge import TAG_MODEL_RUN, BacktestResult, Judgement, Plan, judge, plan_models
 
 SERIES_COLUMNS = ["rmse", "r2_oos", "dm_pvalue", "mcs_pvalue", "verdict"]
 POOLED_COLUMNS = ["rmse", "mae", "r2_oos", "dir_acc", "days"]
@@ -90,33 +88,24 @@ def panel_backtest(cfg: BacktestConfig, echo: Echo = print) -> BacktestResult:
 
 def plan_panel(cfg: BacktestConfig, echo: Echo = print) -> PanelPlan:
     """Models checked, every series loaded, folds made: bad input is one line before a run opens."""
-    d, b = cfg.data, cfg.backtest
-    setups = {}
-    if b.from_sweep:
-        from ..sweep.results import from_sweep
+    d = cfg.data
 
-        b, setups = from_sweep(cfg, echo)
-    entries = parse_models(unique_models(b.models, echo), d.target)
-    if b.warm_start and any(e.scope == "global" for e in entries):
-        raise ForecastError("--warm-start: a global network trains afresh for each fold in this version; drop "
-                            "--warm-start or the -global models")
-    if cfg.network.distribution and any(e.scope == "global" for e in entries):
-        raise ForecastError("--distribution: a global network forecasts points in this version; drop the -global "
-                            "models, or --distribution")
-    if NAIVE not in [e.name for e in entries]:
-        entries.append(get_entry(NAIVE))
-    distributional = forecasts_distributions(entries, d.target, cfg.network.distribution)
-    if distributional:
-        add_reference_distribution(entries, echo)
-    for entry in entries:
-        if entry.custom:
-            load_cell(entry.cell)
+    def refuse(entries: list) -> None:
+        if cfg.backtest.warm_start and any(e.scope == "global" for e in entries):
+            raise ForecastError("--warm-start: a global network trains afresh for each fold in this version; drop "
+                                "--warm-start or the -global models")
+        if cfg.network.distribution and any(e.scope == "global" for e in entries):
+            raise ForecastError("--distribution: a global network forecasts points in this version; drop the "
+                                "-global models, or --distribution")
+
+    models = plan_models(cfg, echo, refuse)
+    b, setups, entries, distributional = models.backtest, models.setups, models.entries, models.distributional
     panel = load_panel(d, echo)
     check_custom_cells([e for e in entries if e.name not in setups], len(panel.series[0].feature_names), cfg.network,
                        d.lookback)
     from ..engine.panel import panel_calendar, panel_folds
 
-    lookback = max([d.lookback] + [s.lookback for s in setups.values()])   # every model forecasts the same days
+    lookback = max(d.lookback, models.lookback)
     folds = panel_folds(panel.series, panel.names, lookback, d.horizon, b, d.val_fraction, echo)
     calendar = panel_calendar(panel.series, lookback, d.horizon)
     numbers = sorted({f.number for series_folds in folds for f in series_folds})

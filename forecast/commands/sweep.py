@@ -247,6 +247,7 @@ class TrialProgress:
     def __init__(self, plan, echo: Echo):
         self.plan, self.echo, self.started, self.last, self.shown = plan, echo, time.perf_counter(), 0.0, -1
         self.wanted = plan.trials * len(plan.studies)
+        self.studies = None                # opened at the first look, then read again each time
 
     def __call__(self) -> None:
         import optuna
@@ -258,9 +259,10 @@ class TrialProgress:
             return
         self.last = now
         try:
-            storage = st.open_storage(self.plan.storage)
-            done = sum(min(self.plan.trials, st.counts(optuna.load_study(study_name=n, storage=storage))["finished"])
-                       for n in self.plan.studies.values())
+            if self.studies is None:
+                storage = st.open_storage(self.plan.storage)
+                self.studies = [optuna.load_study(study_name=n, storage=storage) for n in self.plan.studies.values()]
+            done = sum(min(self.plan.trials, st.counts(study)["finished"]) for study in self.studies)
         except Exception:          # progress is a courtesy: a busy storage skips a line
             return
         if done != self.shown and done:
