@@ -120,12 +120,13 @@ def test_a_sweep_runs_its_trial_workers_as_ray_tasks(cluster, capsys):
     import optuna
 
     study = optuna.load_study(study_name="synthetic-ar2-gru-return", storage=f"sqlite:///{Path('sw/study.db').resolve()}")
-    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 4
+    complete = len([t for t in study.trials if t.state.name == "COMPLETE"])
+    assert 4 <= complete <= 5            # two workers may both start the last trial, as local workers may
     assert len({row["worker"] for row in result.this_run}) == 2      # two workers, each a Ray task
     import mlflow
 
     trials = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`forecast.kind` = 'sweep-trial'")
-    assert len(trials) == 4 and set(trials["status"]) == {"FINISHED"}   # logged by the tasks to this store
+    assert len(trials) == complete and set(trials["status"]) == {"FINISHED"}   # logged by the tasks to this store
 
 
 def test_an_unreachable_cluster_is_one_line_within_seconds(capsys):
