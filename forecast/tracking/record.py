@@ -13,6 +13,7 @@ import json
 import os
 import re
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -125,6 +126,10 @@ class RunRecord:
                 status = "FINISHED" if error is None else "KILLED" if stopped else "FAILED"
                 if error is None:
                     tracking.log_files([self.out / p for p in self.files], self.out)
+                if error is not None:
+                    # The error's finished frames hold what they used, an interrupted write's database connection
+                    # (and its lock) among them: let them go before the run is marked.
+                    traceback.clear_frames(error.__traceback__)
                 try:
                     tracking.end_run(status)
                 except Exception as trouble:
